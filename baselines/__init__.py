@@ -1,0 +1,1 @@
+"""Base (no-dendrite) reference models shared by tasks, and reference.yaml: published numbers."""

@@ -1,0 +1,3 @@
+from dendrobench.cli import main
+
+raise SystemExit(main())

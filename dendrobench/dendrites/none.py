@@ -1,0 +1,8 @@
+"""``dendrites=none``: the base model untouched (only the baseline and wide arms make sense)."""
+
+from dendrobench.dendrites.base import DendriteEngine
+
+
+class NoDendrites(DendriteEngine):
+    name = "none"
+    description = "no dendrites: the dendritic arms are skipped"

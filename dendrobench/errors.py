@@ -1,0 +1,25 @@
+"""Errors a user can fix. The CLI prints them as one line and exits 2, never with a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class UserError(Exception):
+    """Bad input from the user: a name, a value or a path that we can explain."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A configuration value is invalid."""
+
+
+def unknown_choice(kind: str, value: object, valid: Iterable[str]) -> ConfigError:
+    """The one error shape for every 'no such name': what was asked and what exists."""
+    names = ", ".join(sorted(valid)) or "(none registered)"
+    return ConfigError(f"unknown {kind} {value!r}; valid {kind}s: {names}")
+
+
+class DataUnavailableError(UserError):
+    """Data that must be downloaded by hand (no network) or a corrupt / partial dataset file."""

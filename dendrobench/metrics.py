@@ -1,0 +1,146 @@
+"""One evaluator per metric, in the spirit of OGB's ``Evaluator``.
+
+An evaluator checks the shape and type of what it is given and says what it expected, so a task
+plugin that feeds it the wrong thing fails loudly instead of reporting a wrong number. Each
+evaluator also defines the *error* used for RER, so the direction of a metric is decided once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from dendrobench.errors import unknown_choice
+
+
+def _as_numpy(x: object, what: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return x
+    raise TypeError(f"{what} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a record stores about its primary metric."""
+
+    name: str
+    higher_is_better: bool
+
+
+class Evaluator:
+    """Base class: ``eval({"y_true": ..., "y_pred": ...})`` returns a dict of metric values."""
+
+    name: ClassVar[str]
+    higher_is_better: ClassVar[bool]
+    expected_input_format: ClassVar[str]
+
+    @property
+    def info(self) -> MetricInfo:
+        return MetricInfo(self.name, self.higher_is_better)
+
+    def error(self, value: float) -> float:
+        """The error for RER: ``1 - value`` for bounded scores, the value itself otherwise."""
+        return 1.0 - value if self.higher_is_better else value
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether score ``a`` beats score ``b`` (NaN never beats anything)."""
+        if math.isnan(a):
+            return False
+        if math.isnan(b):
+            return True
+        return a > b if self.higher_is_better else a < b
+
+    def eval(self, input_dict: dict) -> dict[str, float]:
+        if not isinstance(input_dict, dict) or not {"y_true", "y_pred"} <= input_dict.keys():
+            raise ValueError(f"{self.name}: expected a dict with y_true and y_pred. {self.expected_input_format}")
+        return self._eval(_as_numpy(input_dict["y_true"], "y_true"), _as_numpy(input_dict["y_pred"], "y_pred"))
+
+    def _eval(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class RocAuc(Evaluator):
+    """Binary ROC-AUC with accuracy at threshold 0 (logits) reported beside it."""
+
+    name = "roc_auc"
+    higher_is_better = True
+    expected_input_format = "y_true: shape (n,) of 0/1 labels; y_pred: shape (n,) of logits or scores."
+
+    def _eval(self, y_true, y_pred):
+        from sklearn.metrics import accuracy_score, roc_auc_score
+
+        y_true = y_true.reshape(-1)
+        y_pred = y_pred.reshape(-1).astype(np.float64)
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"roc_auc: y_true {y_true.shape} and y_pred {y_pred.shape} differ. {self.expected_input_format}")
+        labels = set(np.unique(y_true).tolist())
+        if not labels <= {0, 1, 0.0, 1.0, True, False}:
+            raise ValueError(f"roc_auc: y_true must hold 0/1 labels, got {sorted(labels)[:5]}")
+        if len(labels) < 2:
+            raise ValueError("roc_auc: y_true holds a single class; ROC-AUC is undefined for this split")
+        if not np.all(np.isfinite(y_pred)):
+            return {"roc_auc": float("nan"), "accuracy": float("nan")}
+        return {
+            "roc_auc": float(roc_auc_score(y_true, y_pred)),
+            "accuracy": float(accuracy_score(y_true, y_pred > 0)),
+        }
+
+
+class Accuracy(Evaluator):
+    name = "accuracy"
+    higher_is_better = True
+    expected_input_format = "y_true: shape (n,) of class indices; y_pred: shape (n, classes) of logits."
+
+    def _eval(self, y_true, y_pred):
+        from sklearn.metrics import accuracy_score
+
+        if y_pred.ndim != 2 or y_true.reshape(-1).shape[0] != y_pred.shape[0]:
+            raise ValueError(f"accuracy: got y_true {y_true.shape}, y_pred {y_pred.shape}. {self.expected_input_format}")
+        return {"accuracy": float(accuracy_score(y_true.reshape(-1), y_pred.argmax(axis=1)))}
+
+
+class Perplexity(Evaluator):
+    """exp(mean token negative log-likelihood); unbounded, so the error is the value itself."""
+
+    name = "perplexity"
+    higher_is_better = False
+    expected_input_format = "y_true: shape (n,) token counts per batch; y_pred: shape (n,) summed NLL per batch."
+
+    def _eval(self, y_true, y_pred):
+        tokens = float(np.sum(y_true))
+        if tokens <= 0:
+            raise ValueError("perplexity: no tokens to evaluate")
+        nll = float(np.sum(y_pred)) / tokens
+        return {"perplexity": float(math.exp(min(nll, 700.0))), "nll": nll}
+
+
+class MeanDice(Evaluator):
+    """Mean Dice over foreground classes; the task computes per-sample Dice (e.g. MONAI DiceMetric)."""
+
+    name = "mean_dice"
+    higher_is_better = True
+    expected_input_format = "y_true: ignored (pass per-sample weights of 1); y_pred: shape (n, classes) Dice per sample and class."
+
+    def _eval(self, y_true, y_pred):
+        if y_pred.ndim != 2:
+            raise ValueError(f"mean_dice: y_pred must be (n, classes), got {y_pred.shape}")
+        per_class = np.nanmean(y_pred, axis=0)
+        out = {"mean_dice": float(np.nanmean(per_class))}
+        out.update({f"dice_{i}": float(v) for i, v in enumerate(per_class)})
+        return out
+
+
+EVALUATORS: dict[str, type[Evaluator]] = {e.name: e for e in (RocAuc, Accuracy, Perplexity, MeanDice)}
+
+
+def get_evaluator(name: str) -> Evaluator:
+    try:
+        return EVALUATORS[name]()
+    except KeyError:
+        raise unknown_choice("metric", name, EVALUATORS) from None

@@ -1,0 +1,202 @@
+"""Result records: one JSON file per run, written atomically, named by the hash of everything
+that changes a result, validated against a versioned schema.
+
+The record's keys are a public contract (DESIGN.md "Results"): tools outside the project read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "diverged")
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "dendrobench run record",
+    "type": "object",
+    "required": [
+        "schema_version", "config_hash", "task", "dataset", "data_source", "arm", "engine", "seed",
+        "budget", "status", "message", "metric", "val", "test", "error", "params", "cost", "dendrites",
+        "history", "env", "config", "started", "finished",
+    ],
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "config_hash": {"type": "string", "minLength": 8},
+        "task": {"type": "string"},
+        "dataset": {"type": ["string", "null"]},
+        "data_source": {"enum": ["offline", "online"]},
+        "arm": {"enum": ["baseline", "dendrites", "wide", "compressed"]},
+        "engine": {"type": "string"},
+        "seed": {"type": "integer"},
+        "budget": {"type": "string"},
+        "status": {"enum": list(STATUSES)},
+        "message": {"type": ["string", "null"]},
+        "metric": {
+            "type": "object", "required": ["name", "higher_is_better"],
+            "properties": {"name": {"type": "string"}, "higher_is_better": {"type": "boolean"}},
+        },
+        "val": {"type": "object"},
+        "test": {"type": "object"},
+        "error": {"type": ["number", "null"]},
+        "params": {
+            "type": "object", "required": ["train", "inference"],
+            "properties": {"train": {"type": ["integer", "null"]}, "inference": {"type": ["integer", "null"]}},
+        },
+        "cost": {
+            "type": "object",
+            "required": ["steps", "epochs", "wall_s", "flops_per_sample", "peak_mem_mb", "energy_kwh"],
+        },
+        "dendrites": {"type": "object"},
+        "history": {
+            "type": "array",
+            "items": {"type": "object", "required": ["epoch", "step", "train_loss", "val", "event"]},
+        },
+        "env": {"type": "object", "required": ["python", "torch", "dendrobench", "device", "git_commit"]},
+        "config": {"type": "object"},
+        "started": {"type": "string"},
+        "finished": {"type": ["string", "null"]},
+    },
+}
+
+
+@dataclass
+class Record:
+    config_hash: str
+    task: str
+    dataset: str | None
+    data_source: str
+    arm: str
+    engine: str
+    seed: int
+    budget: str
+    metric: dict[str, Any]
+    config: dict[str, Any]
+    env: dict[str, Any]
+    started: str
+    status: str = "ok"
+    message: str | None = None
+    val: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+    error: float | None = None
+    params: dict[str, int | None] = field(default_factory=lambda: {"train": None, "inference": None})
+    cost: dict[str, Any] = field(default_factory=lambda: {
+        "steps": 0, "epochs": 0, "wall_s": 0.0, "flops_per_sample": None, "peak_mem_mb": None, "energy_kwh": None})
+    dendrites: dict[str, Any] = field(default_factory=lambda: {"cycles": 0, "added": 0})
+    history: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # task info (e.g. dropped molecules), selection, export
+    finished: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def config_hash(payload: dict[str, Any]) -> str:
+    """Hash of everything that changes a result: resolved config, seed, data source, versions."""
+    blob = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def record_path(results_dir: Path, task: str, arm: str, seed: int, digest: str) -> Path:
+    safe_task = "".join(c if c.isalnum() or c in "-_." else "_" for c in task)
+    return Path(results_dir) / f"{safe_task}__{arm}__seed{seed}__{digest[:16]}.json"
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN/Infinity: store them as null so every reader can parse the record."""
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: a reader sees the old file or the new."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_finite(data), fh, indent=1, default=_json_default, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(path: Path, record: Record) -> None:
+    data = record.to_dict()
+    validate(data)
+    atomic_write_json(path, data)
+
+
+class RecordError(ValueError):
+    """A record that cannot be used: unreadable, truncated, wrong schema version, missing keys."""
+
+
+def validate(data: Any) -> None:
+    import jsonschema
+
+    if not isinstance(data, dict):
+        raise RecordError(f"not a JSON object but {type(data).__name__}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise RecordError(f"schema_version {version!r}, this dendrobench reads {SCHEMA_VERSION}")
+    missing = [k for k in SCHEMA["required"] if k not in data]
+    if missing:
+        raise RecordError(f"missing keys: {', '.join(missing)}")
+    try:
+        jsonschema.validate(data, SCHEMA)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+        raise RecordError(f"invalid at {where}: {exc.message}") from None
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise RecordError(f"unreadable: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"not valid JSON (truncated or corrupt): {exc.msg} at line {exc.lineno}") from None
+    validate(data)
+    return data
+
+
+def iter_records(results_dir: Path, problems: list[tuple[Path, str]] | None = None) -> Iterator[dict[str, Any]]:
+    """Every valid record under ``results_dir`` (recursively); bad files are reported, not fatal.
+
+    Each problem is appended to ``problems`` when given, otherwise issued as a warning naming the file.
+    """
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        if any(part.startswith(".") for part in path.relative_to(results_dir).parts):
+            continue
+        try:
+            yield read_record(path)
+        except RecordError as exc:
+            if problems is not None:
+                problems.append((path, str(exc)))
+            else:
+                warnings.warn(f"skipping {path}: {exc}", stacklevel=2)

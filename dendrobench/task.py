@@ -1,0 +1,165 @@
+"""The task plugin contract.
+
+A task supplies data, a base model (with a width multiplier), a loss and an evaluation; the runner
+owns training, so every arm of every task is trained under the same rules. Subclass :class:`Task`
+and register it under the entry-point group ``dendrobench.tasks``.
+
+Batches are whatever the task's dataloader yields; the runner only ever hands them back to the
+task (``inputs``, ``loss``, ``batch_size``). The model is always called as ``model(*task.inputs(batch))``
+with plain tensors, so FLOP counting and TorchScript / ONNX export work the same for every task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from dendrobench.metrics import Evaluator, get_evaluator
+
+BUDGET_NAMES = ("smoke", "quick", "standard", "full")
+DATA_SOURCES = ("offline", "online")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A fixed training budget: identical for every arm of a task.
+
+    ``epochs * steps_per_epoch`` optimizer steps in all; an "epoch" is the interval between
+    validations (for tasks with a natural pass over the data, ``steps_per_epoch=None`` means one
+    pass over the training split). Dendrite cycles happen inside these steps, never on top.
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    steps_per_epoch: int | None = None
+    weight_decay: float = 0.0
+    optimizer: str = "adam"  # adam | adamw | sgd
+    schedule: str = "constant"  # constant | cosine
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    eval_batch_size: int | None = None
+
+    def validate(self) -> None:
+        from dendrobench.errors import ConfigError
+
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"budget {name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:
+            raise ConfigError(f"budget steps_per_epoch must be a positive integer or null, got {self.steps_per_epoch!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"budget lr must be positive, got {self.lr!r}")
+        if self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ConfigError("budget weight_decay and warmup_steps must not be negative")
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid optimizers: adam, adamw, sgd")
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"unknown schedule {self.schedule!r}; valid schedules: constant, cosine")
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Budget:
+        from dendrobench.errors import ConfigError
+
+        valid = set(self.__dataclass_fields__)
+        bad = set(overrides) - valid
+        if bad:
+            raise ConfigError(f"unknown budget field(s) {sorted(bad)}; valid fields: {', '.join(sorted(valid))}")
+        return replace(self, **overrides)
+
+
+@dataclass
+class TaskData:
+    """What ``Task.load_data`` returns: three splits and the facts a record must carry."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    dataset: str  # which data this really is, e.g. "b3db" or "bbbp"
+    source: str  # "offline" | "online"
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. {"invalid_smiles_dropped": 3}; goes into the record
+    meta: dict[str, Any] = field(default_factory=dict)  # what build_model needs (feature sizes, vocab...)
+
+
+class Task:
+    """Base class of every task plugin. Class attributes describe it; methods supply the pieces."""
+
+    name: ClassVar[str]
+    modality: ClassVar[str]
+    description: ClassVar[str]
+    metric: ClassVar[str]  # an evaluator name from dendrobench.metrics
+    datasets: ClassVar[dict[str, str]] = {}  # data source -> what it is, shown by `dendrobench list`
+    budgets: ClassVar[dict[str, Budget]]
+    version: ClassVar[str] = "1"  # bump when data or model change results; part of the record hash
+
+    # -- data -------------------------------------------------------------------------------
+    def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:
+        """Deterministic splits for ``seed``. ``offline`` never touches the network."""
+        raise NotImplementedError
+
+    def dataloader(self, dataset: Dataset, batch_size: int, shuffle: bool, generator: torch.Generator | None) -> Iterable:
+        """Override for data that needs its own collation (graphs, variable-length text)."""
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+    # -- model ------------------------------------------------------------------------------
+    def build_model(self, data: TaskData, width: float = 1.0) -> nn.Module:
+        """The base model; ``width`` scales hidden sizes (for the wide and compressed arms)."""
+        raise NotImplementedError
+
+    def inputs(self, batch: Any) -> Sequence[torch.Tensor]:
+        """The tensors the model is called with: ``model(*inputs)``."""
+        return (batch[0],)
+
+    def targets(self, batch: Any) -> torch.Tensor:
+        return batch[1]
+
+    def batch_size(self, batch: Any) -> int:
+        return int(self.targets(batch).shape[0])
+
+    def loss(self, output: torch.Tensor, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- evaluation -------------------------------------------------------------------------
+    @property
+    def evaluator(self) -> Evaluator:
+        return get_evaluator(self.metric)
+
+    def predictions(self, output: torch.Tensor, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(y_true, y_pred) for one batch in the evaluator's expected format."""
+        return self.targets(batch), output
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader: Iterable, device: torch.device) -> dict[str, float]:
+        model.eval()
+        ys, ps = [], []
+        for batch in loader:
+            batch = move_to(batch, device)
+            y_true, y_pred = self.predictions(model(*self.inputs(batch)), batch)
+            ys.append(y_true.detach().float().cpu())
+            ps.append(y_pred.detach().float().cpu())
+        return self.evaluator.eval({"y_true": torch.cat(ys), "y_pred": torch.cat(ps)})
+
+    # -- description ------------------------------------------------------------------------
+    def budget(self, name: str) -> Budget:
+        from dendrobench.errors import unknown_choice
+
+        try:
+            return self.budgets[name]
+        except KeyError:
+            raise unknown_choice("budget", name, self.budgets) from None
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    """Move a batch (tensor, tuple/list/dict of tensors, or anything with ``.to``) to ``device``."""
+    if device.type == "cpu":
+        return batch
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(move_to(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    return batch.to(device) if hasattr(batch, "to") else batch

@@ -1,0 +1,1 @@
+"""The leaderboard generator: statistics over records, static HTML, Markdown and CSV."""
