@@ -45,6 +45,10 @@ class Budget:
     warmup_steps: int = 0
     grad_clip: float | None = None
     eval_batch_size: int | None = None
+    # Deterministic subsets (first N of a seed-independent permutation) so smoke budgets stay
+    # seconds long on the same data; null = the whole split.
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
 
     def validate(self) -> None:
         from dendrobench.errors import ConfigError
@@ -56,6 +60,10 @@ class Budget:
             raise ConfigError(f"budget steps_per_epoch must be a positive integer or null, got {self.steps_per_epoch!r}")
         if not self.lr > 0:
             raise ConfigError(f"budget lr must be positive, got {self.lr!r}")
+        for name in ("max_train_examples", "max_eval_examples"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ConfigError(f"budget {name} must be a positive integer or null, got {value!r}")
         if self.weight_decay < 0 or self.warmup_steps < 0:
             raise ConfigError("budget weight_decay and warmup_steps must not be negative")
         if self.optimizer not in ("adam", "adamw", "sgd"):
