@@ -80,7 +80,7 @@ class RocAuc(Evaluator):
         if y_true.shape != y_pred.shape:
             raise ValueError(f"roc_auc: y_true {y_true.shape} and y_pred {y_pred.shape} differ. {self.expected_input_format}")
         labels = set(np.unique(y_true).tolist())
-        if not labels <= {0, 1, 0.0, 1.0, True, False}:
+        if not labels <= {0, 1}:
             raise ValueError(f"roc_auc: y_true must hold 0/1 labels, got {sorted(labels)[:5]}")
         if len(labels) < 2:
             raise ValueError("roc_auc: y_true holds a single class; ROC-AUC is undefined for this split")

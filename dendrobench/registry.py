@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -26,7 +26,7 @@ class Plugin:
     dist: str | None  # the distribution that registered it
 
 
-@lru_cache(maxsize=None)
+@cache
 def plugins(kind: str) -> dict[str, Plugin]:
     found: dict[str, Plugin] = {}
     for ep in entry_points(group=GROUPS[kind]):
@@ -50,7 +50,7 @@ def import_object(path: str) -> Any:
     return obj
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(kind: str, name: str) -> Any:
     known = plugins(kind)
     if name in known:

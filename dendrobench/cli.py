@@ -1,0 +1,223 @@
+"""The ``dendrobench`` command.
+
+``dendrobench task=bbbp ...`` runs a suite through Hydra (overrides, ``-m`` multirun, launchers);
+subcommands (``list``, ``leaderboard``, ``check-task``, ``new-task``) are dispatched on the first
+argument before Hydra sees anything. Overrides are checked against what is registered first, so a
+typo gets a one-line error naming the valid choices (exit code 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dendrobench.errors import ConfigError, UserError, unknown_choice
+
+PROG = "dendrobench"
+CONF_DIR = Path(__file__).parent / "conf"
+TOP_LEVEL_KEYS = ("task", "budget", "budget_overrides", "arms", "seeds", "seed", "results_dir", "data", "device",
+                  "dendrites", "compressed_width", "wide_tolerance", "threads", "progress")
+
+HELP = f"""usage: {PROG} task=NAME [key=value ...]      run a task with and without dendrites
+       {PROG} -m task=a,b seed=0,1,2 ...       multirun (Hydra sweep)
+       {PROG} list                             tasks, engines, budgets
+       {PROG} leaderboard RESULTS_DIR... --out SITE_DIR
+       {PROG} check-task NAME                  run the plugin contract checks
+       {PROG} new-task NAME [--modality M]     scaffold a task plugin package
+
+common keys: task, dendrites (none, gd, ...), arms=[baseline,dendrites,wide,compressed],
+  budget (smoke, quick, standard, full), seeds=3 | seed=N, results_dir=./dendrobench-results,
+  data.source (offline, online), device=auto, dendrites.max_dendrites=N, budget_overrides.epochs=N
+Hydra: --cfg job shows the composed config, --hydra-help shows Hydra's own options."""
+
+_multirun_failures: list[str] = []
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+# -- subcommands ------------------------------------------------------------------------------
+def _cmd_list(argv: list[str]) -> int:
+    from dendrobench.commands.listing import main as list_main
+
+    return list_main(argv)
+
+
+def _cmd_leaderboard(argv: list[str]) -> int:
+    from dendrobench.leaderboard.build import main as lb_main
+
+    return lb_main(argv)
+
+
+def _cmd_check_task(argv: list[str]) -> int:
+    from dendrobench.checks import main as check_main
+
+    return check_main(argv)
+
+
+def _cmd_new_task(argv: list[str]) -> int:
+    from dendrobench.scaffold import main as new_main
+
+    return new_main(argv)
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "list": _cmd_list,
+    "leaderboard": _cmd_leaderboard,
+    "check-task": _cmd_check_task,
+    "new-task": _cmd_new_task,
+}
+
+
+# -- override pre-validation ------------------------------------------------------------------
+def engine_configs() -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / "dendrites").glob("*.yaml"))
+
+
+def _values(value: str) -> list[str]:
+    """The values of a (possibly swept) override; sweep functions are left to Hydra."""
+    if "(" in value or "${" in value:
+        return []
+    if value.startswith("[") and value.endswith("]"):
+        return [value]
+    return [v.strip() for v in value.split(",")]
+
+
+def prevalidate(args: list[str]) -> None:
+    from dendrobench.config import ARMS, DEVICES
+    from dendrobench.registry import plugins
+    from dendrobench.task import BUDGET_NAMES, DATA_SOURCES
+
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        if "=" not in arg:
+            raise ConfigError(f"unexpected argument {arg!r}; give settings as key=value "
+                              f"or a subcommand: {', '.join(SUBCOMMANDS)}")
+        key, _, value = arg.partition("=")
+        if key.startswith(("+", "~", "hydra.", "hydra/")):
+            continue
+        top = key.split(".")[0]
+        if top not in TOP_LEVEL_KEYS:
+            raise ConfigError(f"unknown setting {key!r}; valid settings: {', '.join(TOP_LEVEL_KEYS)}")
+        for v in _values(value):
+            if key == "task" and v not in plugins("task") and ":" not in v:
+                raise unknown_choice("task", v, plugins("task"))
+            elif key == "dendrites" and v not in engine_configs():
+                raise unknown_choice("engine", v, engine_configs())
+            elif key == "budget" and v not in BUDGET_NAMES:
+                raise unknown_choice("budget", v, BUDGET_NAMES)
+            elif key == "data.source" and v not in DATA_SOURCES:
+                raise unknown_choice("data source", v, DATA_SOURCES)
+            elif key == "device" and v not in DEVICES:
+                raise unknown_choice("device", v, DEVICES)
+            elif key == "arms":
+                for arm in v.strip("[]").split(","):
+                    if arm.strip() and arm.strip() not in ARMS:
+                        raise unknown_choice("arm", arm.strip(), ARMS)
+            elif key in ("seeds", "seed") and v != "null":
+                minimum = 1 if key == "seeds" else 0
+                if not v.lstrip("-").isdigit() or int(v) < minimum:
+                    raise ConfigError(f"{key} must be an integer >= {minimum}, got {v!r}")
+
+
+# -- the Hydra job ----------------------------------------------------------------------------
+def _is_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:  # noqa: BLE001 - outside Hydra
+        return False
+
+
+def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Validate a composed config, run its suite, print the summary. Used by the CLI and tests."""
+    import torch
+
+    from dendrobench.config import from_mapping
+    from dendrobench.report import format_table
+    from dendrobench.runner import Suite
+
+    run = from_mapping(cfg_dict)
+    if run.threads:
+        torch.set_num_threads(run.threads)
+    suite = Suite(run, echo=echo)
+    echo(f"{PROG}: task={run.task} engine={run.engine} budget={run.budget} arms={','.join(suite.arms)} "
+         f"seeds={run.seed_list} data={run.data_source} device={suite.device.type}")
+    records = suite.run_all()
+    echo("")
+    echo(format_table(records))
+    echo(f"\nrecords: {suite.results_dir}")
+    try:
+        from dendrobench.leaderboard.build import format_task_row, site_command
+    except ImportError:
+        return records
+    echo(format_task_row(records, run.task))
+    echo(f"build the leaderboard: {site_command([suite.results_dir])}")
+    return records
+
+
+def _hydra_entry(cfg: Any) -> None:
+    from omegaconf import OmegaConf
+
+    cfg_dict = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(cfg_dict, dict)
+    try:
+        run_job(cfg_dict)  # type: ignore[arg-type]
+    except UserError as exc:
+        if _is_multirun():  # report with its name; the other jobs of the sweep go on
+            _multirun_failures.append(f"task={cfg_dict.get('task')}: {exc}")
+            print(f"{PROG}: error in job task={cfg_dict.get('task')}: {exc}", file=sys.stderr)
+            return
+        sys.exit(_fail(str(exc), exc.exit_code))
+
+
+def _run_hydra(args: list[str]) -> int:
+    import hydra
+
+    main_fn = hydra.main(config_path="conf", config_name="config", version_base="1.3")(_hydra_entry)
+    saved = sys.argv
+    sys.argv = [PROG, *args]
+    try:
+        main_fn()
+    finally:
+        sys.argv = saved
+    if _multirun_failures:
+        print(f"{PROG}: {len(_multirun_failures)} job(s) failed:", *_multirun_failures, sep="\n  ", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(HELP)
+        return 0 if args else 2
+    if args[0] in ("--version", "-V"):
+        from dendrobench import __version__
+
+        print(f"{PROG} {__version__}")
+        return 0
+    try:
+        if args[0] in SUBCOMMANDS:
+            return SUBCOMMANDS[args[0]](args[1:])
+        prevalidate(args)
+        return _run_hydra(args)
+    except UserError as exc:
+        return _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted; finished runs are kept and resume on the next call", 130)
+    except Exception as exc:  # noqa: BLE001 - never a bare traceback for a user
+        if os.environ.get("DENDROBENCH_DEBUG"):
+            raise
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (set DENDROBENCH_DEBUG=1 for the traceback)", 1)

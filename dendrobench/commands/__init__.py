@@ -1,0 +1,1 @@
+"""Subcommands of the ``dendrobench`` CLI that are not a run."""

@@ -1,0 +1,125 @@
+"""The run configuration as a plain dataclass, validated with errors a user can act on.
+
+Hydra composes the YAML under ``dendrobench/conf``; this module turns the composed mapping into a
+:class:`RunConfig` and checks every value against what is registered, so a typo never reaches the
+runner.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dendrobench.errors import ConfigError, unknown_choice
+from dendrobench.task import BUDGET_NAMES, DATA_SOURCES
+
+ARMS = ("baseline", "dendrites", "wide", "compressed")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class RunConfig:
+    task: str
+    budget: str = "quick"
+    budget_overrides: dict[str, Any] = field(default_factory=dict)
+    arms: list[str] = field(default_factory=lambda: ["baseline", "dendrites", "wide"])
+    seeds: int = 3
+    seed: int | None = None  # a single seed, instead of 0..seeds-1
+    results_dir: str = "./dendrobench-results"
+    data_source: str = "offline"
+    data_root: str | None = None
+    device: str = "auto"
+    dendrites: dict[str, Any] = field(default_factory=lambda: {"engine": "gd"})
+    compressed_width: float = 0.67
+    wide_tolerance: float = 0.05
+    threads: int | None = None
+    progress: bool | None = None  # null: bars only on a terminal and not under CI
+
+    @property
+    def engine(self) -> str:
+        return str(self.dendrites.get("engine", "none"))
+
+    @property
+    def engine_params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.dendrites.items() if k != "engine"}
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.seed] if self.seed is not None else list(range(self.seeds))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def from_mapping(cfg: dict[str, Any]) -> RunConfig:
+    """Build and validate a RunConfig from Hydra's composed config (already a plain dict)."""
+    cfg = dict(cfg)
+    data = cfg.pop("data", {}) or {}
+    known = set(RunConfig.__dataclass_fields__) - {"data_source", "data_root"}
+    bad = sorted(set(cfg) - known)
+    if bad:
+        raise ConfigError(f"unknown setting(s) {bad}; valid settings: {', '.join(sorted(known | {'data.source', 'data.root'}))}")
+    if not cfg.get("task"):
+        from dendrobench.registry import task_names
+
+        raise ConfigError(f"no task given; say e.g. `dendrobench task=bbbp`. Tasks: {', '.join(task_names())}")
+    run = RunConfig(**cfg, data_source=data.get("source", "offline"), data_root=data.get("root"))
+    validate(run)
+    return run
+
+
+def _int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            value = int(str(value))
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def validate(run: RunConfig) -> None:
+    from dendrobench.registry import get_engine_class, get_task
+
+    run.seeds = _int(run.seeds, "seeds", 1)
+    if run.seed is not None:
+        run.seed = _int(run.seed, "seed", 0)
+    if isinstance(run.arms, str):
+        run.arms = [a.strip() for a in run.arms.strip("[]").split(",") if a.strip()]
+    run.arms = list(run.arms)
+    if not run.arms:
+        raise ConfigError(f"arms is empty; valid arms: {', '.join(ARMS)}")
+    for arm in run.arms:
+        if arm not in ARMS:
+            raise unknown_choice("arm", arm, ARMS)
+    if run.budget not in BUDGET_NAMES:
+        raise unknown_choice("budget", run.budget, BUDGET_NAMES)
+    if run.data_source not in DATA_SOURCES:
+        raise unknown_choice("data source", run.data_source, DATA_SOURCES)
+    if run.device not in DEVICES:
+        raise unknown_choice("device", run.device, DEVICES)
+    if not 0 < float(run.compressed_width) <= 1:
+        raise ConfigError(f"compressed_width must be in (0, 1], got {run.compressed_width}")
+    if not 0 < float(run.wide_tolerance) < 1:
+        raise ConfigError(f"wide_tolerance must be in (0, 1), got {run.wide_tolerance}")
+    if run.threads is not None:
+        run.threads = _int(run.threads, "threads", 1)
+    task = get_task(run.task)  # unknown task -> error listing the registered ones
+    task.budget(run.budget).with_overrides(dict(run.budget_overrides)).validate()
+    get_engine_class(run.engine)(run.engine_params)  # unknown engine or parameter -> error
+    check_writable(Path(run.results_dir))
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any training if records could not be written."""
+    path = path.expanduser()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"results_dir {str(path)!r} is not a folder ({probe} is a file)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"results_dir {str(path)!r} is not writable")

@@ -1,0 +1,448 @@
+"""The runner: one training loop for every arm of every task.
+
+Rules that make arms comparable (DESIGN.md "Arms and budgets"):
+
+* every arm takes exactly ``epochs * steps_per_epoch`` optimizer steps; dendrite cycles happen
+  inside them;
+* seed ``s`` gives every arm the same split, the same data order (a loader generator seeded with
+  ``s``) and the same initial base weights (the model is built right after ``torch.manual_seed(s)``);
+* the model is selected on the validation split and the test metric is that model's;
+* ``wide`` widens the base until its parameter count matches the final dendritic model's.
+
+A run that raises is recorded as ``failed``; a NaN/inf loss or score as ``diverged``; the suite
+goes on either way.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset, Subset
+
+import dendrobench
+from dendrobench.config import RunConfig
+from dendrobench.cost import count_params, flops_per_sample, peak_memory_mb, reset_peak_memory
+from dendrobench.dendrites.base import DendriteEngine, EngineContext
+from dendrobench.registry import get_engine_class, get_task
+from dendrobench.results import Record, RecordError, config_hash, read_record, record_path, write_record
+from dendrobench.task import Budget, Task, TaskData, move_to
+
+log = logging.getLogger("dendrobench")
+
+ARM_ORDER = ("baseline", "dendrites", "wide", "compressed")
+DENDRITIC_ARMS = ("dendrites", "compressed")
+
+
+class Diverged(Exception):
+    """Training produced a non-finite loss or validation score."""
+
+
+# -- environment ------------------------------------------------------------------------------
+def utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from dendrobench.errors import ConfigError
+
+        raise ConfigError("device=cuda asked for but no CUDA device is available; valid here: auto, cpu")
+    return torch.device(name)
+
+
+def git_commit() -> str | None:
+    """The dendrobench source commit when running from a checkout (None for an installed wheel)."""
+    here = Path(dendrobench.__file__).resolve().parent.parent
+    if not (here / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", "torch_geometric", "monai", "torchvision", "scikit-learn", "numpy", "datasets", "perforatedai"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "dendrobench": dendrobench.__version__,
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "git_commit": git_commit(),
+    }
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# -- data -------------------------------------------------------------------------------------
+def subset(ds: Dataset, n: int | None) -> Dataset:
+    """First ``n`` examples of a fixed (seed-independent) permutation: the same subset for every arm and seed."""
+    if n is None or n >= len(ds):  # type: ignore[arg-type]
+        return ds
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(12345))[:n]  # type: ignore[arg-type]
+    return Subset(ds, sorted(order.tolist()))
+
+
+def cycle_batches(make: Callable[[], Iterable]) -> Iterator:
+    """Endless batches: a fresh pass (fresh shuffle from the same generator) each time one ends."""
+    while True:
+        empty = True
+        for batch in make():
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("the training split yields no batch")
+
+
+@dataclass
+class Loaders:
+    train: Callable[[], Iterable]
+    val: Iterable
+    test: Iterable
+    steps_per_epoch: int
+
+
+def make_loaders(task: Task, data: TaskData, budget: Budget, seed: int) -> Loaders:
+    train = subset(data.train, budget.max_train_examples)
+    val = subset(data.val, budget.max_eval_examples)
+    test = subset(data.test, budget.max_eval_examples)
+    gen = torch.Generator().manual_seed(seed)
+    loader = task.dataloader(train, budget.batch_size, True, gen)
+    eval_bs = budget.eval_batch_size or budget.batch_size
+    spe = budget.steps_per_epoch or len(loader)  # type: ignore[arg-type]
+    return Loaders(
+        train=lambda: loader,
+        val=task.dataloader(val, eval_bs, False, None),
+        test=task.dataloader(test, eval_bs, False, None),
+        steps_per_epoch=int(spe),
+    )
+
+
+# -- optimisation -----------------------------------------------------------------------------
+def optimizer_factory(budget: Budget) -> Callable[[list[nn.Parameter]], torch.optim.Optimizer]:
+    def build(params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        kw = {"lr": budget.lr, "weight_decay": budget.weight_decay}
+        if budget.optimizer == "sgd":
+            return torch.optim.SGD(params, momentum=0.9, nesterov=True, **kw)
+        if budget.optimizer == "adamw":
+            return torch.optim.AdamW(params, **kw)
+        return torch.optim.Adam(params, **kw)
+
+    return build
+
+
+def lr_factor(budget: Budget, step: int, total: int) -> float:
+    if budget.warmup_steps and step < budget.warmup_steps:
+        return (step + 1) / budget.warmup_steps
+    if budget.schedule == "cosine":
+        progress = (step - budget.warmup_steps) / max(1, total - budget.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return 1.0
+
+
+def sync_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module,
+                   build: Callable[[list[nn.Parameter]], torch.optim.Optimizer]) -> torch.optim.Optimizer:
+    """After a restructure: new parameters join as a new group (old state kept); if parameters
+    vanished (an engine replaced modules) the optimizer is rebuilt."""
+    current = {id(p) for p in model.parameters()}
+    known = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    if known - current:
+        return build([p for p in model.parameters() if p.requires_grad])
+    new = [p for p in model.parameters() if id(p) not in known and p.requires_grad]
+    if new:
+        group = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+        optimizer.add_param_group({"params": new, **group})
+    return optimizer
+
+
+# -- widths for the control arms --------------------------------------------------------------
+def match_width(task: Task, data: TaskData, target: int, tolerance: float) -> tuple[float, int]:
+    """The width whose base model has the parameter count closest to ``target`` (bisection over
+    width, parameters grow with width); the caller checks the tolerance."""
+
+    def params(w: float) -> int:
+        return count_params(task.build_model(data, w))
+
+    lo, hi = 1.0, 1.0
+    while params(hi) < target and hi < 64:
+        lo, hi = hi, hi * 2
+    best = min((lo, hi), key=lambda w: abs(params(w) - target))
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        p = params(mid)
+        if abs(p - target) < abs(params(best) - target):
+            best = mid
+        if abs(p - target) / target <= tolerance / 4:
+            break
+        lo, hi = (mid, hi) if p < target else (lo, mid)
+    return best, params(best)
+
+
+# -- one run ----------------------------------------------------------------------------------
+@dataclass
+class ArmSpec:
+    arm: str
+    seed: int
+    width: float = 1.0
+    engine: DendriteEngine | None = None
+    target_params: int | None = None  # wide: the dendritic model's parameter count
+
+
+def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device: torch.device,
+              record: Record, progress: Callable[[int], None] | None = None) -> Record:
+    """Train one arm under the budget and fill ``record``; raises Diverged on NaN/inf."""
+    evaluator = task.evaluator
+    metric = evaluator.name
+    seed_everything(spec.seed)
+    model = task.build_model(data, spec.width)  # same seed -> same initial base weights
+    engine = spec.engine or DendriteEngine()
+    loaders = make_loaders(task, data, budget, spec.seed)
+    workdir = Path(tempfile.mkdtemp(prefix="dendrobench-run-"))
+    ctx = EngineContext(epochs=budget.epochs, steps_per_epoch=loaders.steps_per_epoch,
+                        higher_is_better=evaluator.higher_is_better, seed=spec.seed, device=device, workdir=workdir)
+    try:
+        model = engine.wrap(model, ctx).to(device)
+        build = optimizer_factory(budget)
+        optimizer = engine.make_optimizer(model, build)
+        total = ctx.total_steps
+
+        def loss_fn(m: nn.Module, batch: Any) -> torch.Tensor:
+            return task.loss(m(*task.inputs(batch)), batch)
+
+        batches = cycle_batches(loaders.train)
+        best_score, best_model, best_epoch = float("nan"), copy.deepcopy(model), 0
+        reset_peak_memory(device)
+        step = 0
+        for epoch in range(1, budget.epochs + 1):
+            losses = []
+            for _ in range(loaders.steps_per_epoch):
+                for group in optimizer.param_groups:
+                    group["lr"] = budget.lr * lr_factor(budget, step, total)
+                batch = move_to(next(batches), device)
+                loss = engine.train_step(model, batch, loss_fn, optimizer, ctx, budget.grad_clip)
+                step += 1
+                ctx.step = step
+                if not math.isfinite(loss):
+                    raise Diverged(f"non-finite training loss {loss} at step {step} (epoch {epoch})")
+                losses.append(loss)
+                if progress:
+                    progress(1)
+            val = task.evaluate(model, loaders.val, device)
+            score = val[metric]
+            if not math.isfinite(score):
+                raise Diverged(f"non-finite validation {metric} {score} after epoch {epoch}")
+            if evaluator.better(score, best_score):
+                best_score, best_model, best_epoch = score, copy.deepcopy(model), epoch
+            ctx.epoch = epoch
+            decision = engine.on_validation(model, score, ctx)
+            model = decision.model
+            if decision.restructured:
+                optimizer = sync_optimizer(optimizer, model, build)
+            record.history.append({"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
+                                   "val": val, "event": decision.event})
+        model = engine.done(model)
+        test = task.evaluate(best_model, loaders.test, device)
+        record.val = task.evaluate(best_model, loaders.val, device)
+        record.test = test
+        record.error = evaluator.error(test[metric])
+        sample = move_to(next(iter(loaders.val)), device)
+        record.params = {"train": count_params(model, trainable_only=True), "inference": engine.inference_params(model)}
+        record.cost.update({
+            "steps": step, "epochs": budget.epochs, "steps_per_epoch": loaders.steps_per_epoch,
+            "flops_per_sample": flops_per_sample(best_model, task.inputs(sample), task.batch_size(sample)),
+            "peak_mem_mb": round(peak_memory_mb(device), 1),
+        })
+        record.dendrites = {**engine.summary(), "at_selected": engine.dendrite_count(best_model),
+                            "final": engine.dendrite_count(model)}
+        record.extra.update({"selected_epoch": best_epoch, "width": spec.width, "target_params": spec.target_params,
+                             "params_selected": engine.inference_params(best_model)})
+        return record
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- the suite --------------------------------------------------------------------------------
+class Suite:
+    """Runs every (seed, arm) of one task config, resuming from existing records."""
+
+    def __init__(self, run: RunConfig, echo: Callable[[str], None] = print):
+        self.run = run
+        self.echo = echo
+        self.task = get_task(run.task)
+        self.budget = self.task.budget(run.budget).with_overrides(dict(run.budget_overrides))
+        self.budget.validate()
+        self.engine_cls = get_engine_class(run.engine)
+        self.device = resolve_device(run.device)
+        self.results_dir = Path(run.results_dir).expanduser().resolve()
+        self.env = environment(self.device)
+        self.arms = [a for a in ARM_ORDER if a in run.arms]
+        if self.engine_cls.name == "none" and any(a != "baseline" for a in self.arms):
+            self.echo("dendrites=none: only the baseline arm is run")
+            self.arms = ["baseline"]
+
+    def identity(self, arm: str, seed: int) -> dict[str, Any]:
+        """Everything that changes this run's result: the hash of it names the record."""
+        return {
+            "task": self.run.task, "task_version": self.task.version, "arm": arm, "seed": seed,
+            "budget": self.run.budget, "budget_spec": self.budget.__dict__, "data_source": self.run.data_source,
+            "engine": self.run.engine, "engine_params": self.run.engine_params,
+            "compressed_width": self.run.compressed_width if arm == "compressed" else None,
+            "wide_tolerance": self.run.wide_tolerance if arm == "wide" else None,
+            "device": self.device.type, "versions": {"python": self.env["python"], "dendrobench": self.env["dendrobench"],
+                                                      **self.env["packages"]},
+        }
+
+    def resolved_config(self) -> dict[str, Any]:
+        cfg = self.run.to_dict()
+        cfg["results_dir"] = str(self.results_dir)
+        cfg["budget_spec"] = dict(self.budget.__dict__)
+        cfg["task_info"] = {"modality": self.task.modality, "description": self.task.description,
+                            "metric": self.task.metric}
+        return cfg
+
+    def existing(self, path: Path) -> dict[str, Any] | None:
+        if not path.exists():
+            return None
+        try:
+            return read_record(path)
+        except RecordError as exc:
+            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            path.rename(aside)
+            self.echo(f"warning: record {path} is unusable ({exc}); kept as {aside.name} and the run is redone")
+            return None
+
+    def run_all(self) -> list[dict[str, Any]]:
+        from tqdm.auto import tqdm
+
+        seeds = self.run.seed_list
+        show = self.run.progress if self.run.progress is not None else (sys.stderr.isatty() and not os.environ.get("CI"))
+        records: list[dict[str, Any]] = []
+        overall = tqdm(total=len(seeds) * len(self.arms), desc=f"{self.run.task}", unit="run", disable=not show)
+        data_cache: dict[int, TaskData | Exception] = {}
+        for seed in seeds:
+            by_arm: dict[str, dict[str, Any]] = {}
+            for arm in self.arms:
+                rec = self.run_one(arm, seed, by_arm, data_cache, show)
+                by_arm[arm] = rec
+                records.append(rec)
+                overall.update(1)
+        overall.close()
+        return records
+
+    def load(self, seed: int, cache: dict[int, TaskData | Exception]) -> TaskData:
+        if seed not in cache:
+            try:
+                cache[seed] = self.task.load_data(self.run.data_source, seed,
+                                                  Path(self.run.data_root).expanduser() if self.run.data_root else None)
+            except Exception as exc:  # noqa: BLE001 - recorded per run below
+                cache[seed] = exc
+        got = cache[seed]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def run_one(self, arm: str, seed: int, by_arm: dict[str, dict[str, Any]],
+                data_cache: dict[int, TaskData | Exception], show: bool) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        digest = config_hash(self.identity(arm, seed))
+        path = record_path(self.results_dir, self.run.task, arm, seed, digest)
+        old = self.existing(path)
+        if old is not None:
+            self.echo(f"resume: {arm} seed {seed} already recorded ({path.name}, status {old['status']})")
+            return old
+        ev = self.task.evaluator
+        record = Record(
+            config_hash=digest, task=self.run.task, dataset=None, data_source=self.run.data_source, arm=arm,
+            engine=self.run.engine, seed=seed, budget=self.run.budget,
+            metric={"name": ev.name, "higher_is_better": ev.higher_is_better},
+            config=self.resolved_config(), env=self.env, started=utcnow(),
+        )
+        t0 = time.perf_counter()
+        bar = None
+        try:
+            data = self.load(seed, data_cache)
+            record.dataset = data.dataset
+            record.extra["data_info"] = dict(data.info)
+            spec = self.arm_spec(arm, seed, data, by_arm)
+            bar = tqdm(total=self.budget.epochs * (self.budget.steps_per_epoch or 0) or None,
+                       desc=f"  {arm} s{seed}", unit="step", leave=False, disable=not show)
+            train_arm(self.task, data, self.budget, spec, self.device, record, progress=bar.update)
+        except Diverged as exc:
+            record.status, record.message = "diverged", str(exc)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing run is recorded; the suite goes on
+            record.status = "failed"
+            record.message = f"{type(exc).__name__}: {exc}"
+            record.extra["traceback"] = traceback.format_exc(limit=8)
+        finally:
+            if bar is not None:
+                bar.close()
+        record.cost["wall_s"] = round(time.perf_counter() - t0, 3)
+        record.finished = utcnow()
+        write_record(path, record)
+        if record.status != "ok":
+            self.echo(f"{arm} seed {seed}: {record.status}: {record.message}")
+        return record.to_dict()
+
+    def arm_spec(self, arm: str, seed: int, data: TaskData, by_arm: dict[str, dict[str, Any]]) -> ArmSpec:
+        if arm == "baseline":
+            return ArmSpec(arm, seed)
+        if arm == "dendrites":
+            return ArmSpec(arm, seed, engine=self.engine_cls(self.run.engine_params))
+        if arm == "compressed":
+            return ArmSpec(arm, seed, width=float(self.run.compressed_width),
+                           engine=self.engine_cls(self.run.engine_params))
+        dend = by_arm.get("dendrites") or self.existing(
+            record_path(self.results_dir, self.run.task, "dendrites", seed, config_hash(self.identity("dendrites", seed))))
+        if dend is None or dend.get("status") != "ok":
+            raise RuntimeError("the wide arm matches the dendritic model's parameter count, "
+                               "but the dendrites arm of this seed did not finish (or was not asked for)")
+        target = int(dend["params"]["inference"])
+        width, got = match_width(self.task, data, target, self.run.wide_tolerance)
+        if abs(got - target) / target > self.run.wide_tolerance:
+            raise RuntimeError(f"no width gives {target} parameters within {self.run.wide_tolerance:.0%} "
+                               f"(closest: width {width:.3f} with {got})")
+        return ArmSpec(arm, seed, width=width, target_params=target)
