@@ -89,12 +89,22 @@ def _values(value: str) -> list[str]:
     return [v.strip() for v in value.split(",")]
 
 
-def prevalidate(args: list[str]) -> None:
+OPEN_KEYS = ("budget_overrides.", "dendrites.")
+
+
+def prevalidate(args: list[str]) -> list[str]:
+    """Check overrides against what is registered; returns them ready for Hydra.
+
+    Keys under ``budget_overrides.`` and ``dendrites.`` are forced in (``++``) so that a misspelt
+    parameter reaches our own validation, which names the valid ones, instead of Hydra's struct error.
+    """
     from dendrobench.config import ARMS, DEVICES
     from dendrobench.registry import plugins
     from dendrobench.task import BUDGET_NAMES, DATA_SOURCES
 
+    out = []
     for arg in args:
+        out.append(f"++{arg}" if arg.startswith(OPEN_KEYS) else arg)
         if arg.startswith("-"):
             continue
         if "=" not in arg:
@@ -125,6 +135,7 @@ def prevalidate(args: list[str]) -> None:
                 minimum = 1 if key == "seeds" else 0
                 if not v.lstrip("-").isdigit() or int(v) < minimum:
                     raise ConfigError(f"{key} must be an integer >= {minimum}, got {v!r}")
+    return out
 
 
 # -- the Hydra job ----------------------------------------------------------------------------
@@ -183,7 +194,8 @@ def _hydra_entry(cfg: Any) -> None:
 def _run_hydra(args: list[str]) -> int:
     import hydra
 
-    main_fn = hydra.main(config_path="conf", config_name="config", version_base="1.3")(_hydra_entry)
+    # An absolute path: the configs are package data, found wherever the package is installed.
+    main_fn = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_hydra_entry)
     saved = sys.argv
     sys.argv = [PROG, *args]
     try:
@@ -211,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args[0] in SUBCOMMANDS:
             return SUBCOMMANDS[args[0]](args[1:])
-        prevalidate(args)
-        return _run_hydra(args)
+        return _run_hydra(prevalidate(args))
     except UserError as exc:
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
