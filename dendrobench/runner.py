@@ -283,7 +283,7 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
                                    "val": val, "event": decision.event})
         model = engine.done(model)
         test = task.evaluate(best_model, loaders.test, device)
-        record.val = task.evaluate(best_model, loaders.val, device)
+        record.val = dict(record.history[best_epoch - 1]["val"])  # the selected model's own validation
         record.test = test
         record.error = evaluator.error(test[metric])
         sample = move_to(next(iter(loaders.val)), device)
