@@ -1,0 +1,526 @@
+"""The ``bbbp`` task: blood-brain-barrier penetration, a GIN on molecular graphs, ROC-AUC.
+
+Data
+  * ``offline`` (default): B3DB (Meng et al. 2021, CC0), the classification table shipped in the
+    PyPI package ``qc-b3db`` (``B3DB/B3DB_classification.tsv``, 7,807 molecules, ``BBB+``/``BBB-``).
+    It is real blood-brain-barrier data but not MoleculeNet's BBBP file, so records say
+    ``dataset: b3db``.
+  * ``online``: MoleculeNet BBBP (2,050 rows) through ``torch_geometric.datasets.MoleculeNet``,
+    downloaded once into ``<root>/bbbp/raw/BBBP.csv`` (``root`` defaults to
+    ``$DENDROBENCH_CACHE/moleculenet``, i.e. ``~/.cache/dendrobench/moleculenet``).
+
+Both are featurised by :func:`torch_geometric.utils.from_smiles` (OGB-style categorical atom / bond
+features); SMILES that RDKit cannot parse (or that give no atoms / features PyG cannot encode) are
+dropped and counted in ``TaskData.info``. Featurised graphs are cached on disk, keyed by the hash of
+the source file and the featuriser, so repeated runs start in well under a second.
+
+Split: the deterministic scaffold split of MoleculeNet / OGB (:func:`scaffold_split`). It does *not*
+depend on the seed, on purpose: OGB's scaffold split is fixed, so results are comparable with the
+published ones and every seed sees the same test molecules; the seed varies only the initial
+weights and the data order (paired across arms by the runner).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import urllib.request
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from dendrobench.baselines.gin import GINConfig, build_gin
+from torch import nn
+from torch.utils.data import Dataset, Subset
+
+from dendrobench.errors import DataUnavailableError, UserError
+from dendrobench.task import Budget, Task, TaskData
+
+FEATURISER_VERSION = "pyg-from_smiles-v1"  # bump when featurisation or scaffolds change
+BBBP_URL = "https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/BBBP.csv"
+B3DB_FILE = "B3DB_classification.tsv"
+DOWNLOAD_TIMEOUT_S = 20.0
+
+
+# -- locations ------------------------------------------------------------------------------------
+def cache_dir() -> Path:
+    """dendrobench's cache folder: ``$DENDROBENCH_CACHE`` or ``~/.cache/dendrobench``."""
+    env = os.environ.get("DENDROBENCH_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "dendrobench"
+
+
+def default_moleculenet_root() -> Path:
+    return cache_dir() / "moleculenet"
+
+
+def bbbp_raw_path(root: Path) -> Path:
+    """Where ``torch_geometric.datasets.MoleculeNet(root, "BBBP")`` looks for the raw CSV."""
+    return Path(root) / "bbbp" / "raw" / "BBBP.csv"
+
+
+def b3db_path() -> Path:
+    """The B3DB classification table inside the installed ``qc-b3db`` package.
+
+    Found through ``find_spec`` rather than ``importlib.resources.files``: importing the B3DB
+    package itself costs ~1.5 s (it pulls in its own dependencies) and we only need its folder.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("B3DB")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the offline bbbp data needs the package qc-b3db: pip install qc-b3db")
+    path = Path(next(iter(spec.submodule_search_locations))) / B3DB_FILE
+    if not path.is_file():
+        raise DataUnavailableError(f"qc-b3db is installed but {path} is missing; reinstall it: "
+                                   "pip install --force-reinstall qc-b3db")
+    return path
+
+
+# -- scaffold split -------------------------------------------------------------------------------
+def murcko_scaffold(mol: Any) -> str:
+    """Bemis-Murcko scaffold SMILES without chirality, as MoleculeNet / OGB compute it."""
+    from rdkit.Chem.Scaffolds import MurckoScaffold
+
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
+
+
+def scaffold_split(scaffolds: Sequence[str], frac_train: float = 0.8,
+                   frac_valid: float = 0.1) -> tuple[list[int], list[int], list[int]]:
+    """Deterministic scaffold split (MoleculeNet / OGB / Hu et al. 2020's ``scaffold_split``).
+
+    Molecules are grouped by scaffold; scaffold sets are sorted largest first (ties: the set whose
+    first molecule comes later goes first, exactly as in deepchem and pretrain-gnns) and each set is
+    put whole into train while train stays within ``frac_train`` of the molecules, else into valid
+    while train + valid stay within ``frac_train + frac_valid``, else into test. So no scaffold is
+    in two splits, and test holds the rarest scaffolds (the out-of-distribution part of the split).
+    Returns sorted index lists (train, valid, test).
+    """
+    if not (0 < frac_train < 1 and 0 <= frac_valid < 1 and frac_train + frac_valid <= 1):
+        raise ValueError(f"bad split fractions: train {frac_train}, valid {frac_valid}")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, scaffold in enumerate(scaffolds):
+        groups[scaffold].append(i)
+    sets = sorted(groups.values(), key=lambda s: (len(s), s[0]), reverse=True)
+    n = len(scaffolds)
+    train_cut, valid_cut = frac_train * n, (frac_train + frac_valid) * n
+    train: list[int] = []
+    valid: list[int] = []
+    test: list[int] = []
+    for s in sets:
+        if len(train) + len(s) > train_cut:
+            if len(train) + len(valid) + len(s) > valid_cut:
+                test.extend(s)
+            else:
+                valid.extend(s)
+        else:
+            train.extend(s)
+    return sorted(train), sorted(valid), sorted(test)
+
+
+# -- featurised molecules -------------------------------------------------------------------------
+class MoleculeGraphs(Dataset):
+    """Featurised molecules held as a few concatenated tensors; item ``i`` is a PyG ``Data``.
+
+    Kept flat (rather than a list of ``Data``) so the on-disk cache is a handful of tensors that
+    ``torch.load(weights_only=True)`` reads quickly and safely.
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor], smiles: list[str], scaffolds: list[str]):
+        # Stored compactly on disk (uint8 features, int32 edges), widened once here for the model.
+        self.x = tensors["x"].long()
+        self.edge_index = tensors["edge_index"].long()
+        self.edge_attr = tensors["edge_attr"].long()
+        self.y = tensors["y"].float()
+        self.node_ptr = tensors["node_ptr"]
+        self.edge_ptr = tensors["edge_ptr"]
+        self.smiles = smiles
+        self.scaffolds = scaffolds
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def __getitem__(self, i: int):
+        from torch_geometric.data import Data
+
+        if i < 0:
+            i += len(self)
+        n0, n1 = int(self.node_ptr[i]), int(self.node_ptr[i + 1])
+        e0, e1 = int(self.edge_ptr[i]), int(self.edge_ptr[i + 1])
+        return Data(x=self.x[n0:n1], edge_index=self.edge_index[:, e0:e1], edge_attr=self.edge_attr[e0:e1],
+                    y=self.y[i:i + 1])
+
+    @classmethod
+    def from_graphs(cls, graphs: list[tuple[Any, float]], smiles: list[str], scaffolds: list[str]) -> MoleculeGraphs:
+        """From (PyG ``Data`` with x / edge_index / edge_attr, label) pairs."""
+        xs = [g.x for g, _ in graphs]
+        eis = [g.edge_index for g, _ in graphs]
+        eas = [g.edge_attr for g, _ in graphs]
+        node_ptr = torch.zeros(len(graphs) + 1, dtype=torch.long)
+        edge_ptr = torch.zeros(len(graphs) + 1, dtype=torch.long)
+        if graphs:
+            node_ptr[1:] = torch.cumsum(torch.tensor([x.shape[0] for x in xs]), 0)
+            edge_ptr[1:] = torch.cumsum(torch.tensor([e.shape[1] for e in eis]), 0)
+        tensors = {
+            "x": torch.cat(xs).long() if xs else torch.zeros(0, 9, dtype=torch.long),
+            "edge_index": torch.cat(eis, dim=1).long() if eis else torch.zeros(2, 0, dtype=torch.long),
+            "edge_attr": torch.cat(eas).long() if eas else torch.zeros(0, 3, dtype=torch.long),
+            "y": torch.tensor([float(y) for _, y in graphs], dtype=torch.float),
+            "node_ptr": node_ptr, "edge_ptr": edge_ptr,
+        }
+        return cls(tensors, smiles, scaffolds)
+
+    def state(self) -> dict[str, Any]:
+        """What the disk cache stores: compact dtypes (every feature index is < 256) and the
+        strings joined, which keeps the file ~8x smaller and ``torch.load`` fast."""
+        fits = bool(self.x.numel() == 0 or int(self.x.max()) < 256) and bool(
+            self.edge_attr.numel() == 0 or int(self.edge_attr.max()) < 256)
+        small = torch.uint8 if fits else torch.long
+        return {"x": self.x.to(small), "edge_index": self.edge_index.int(), "edge_attr": self.edge_attr.to(small),
+                "y": self.y, "node_ptr": self.node_ptr, "edge_ptr": self.edge_ptr,
+                "smiles": "\n".join(self.smiles), "scaffolds": "\n".join(self.scaffolds)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> MoleculeGraphs:
+        n = int(state["y"].shape[0])
+        smiles = state["smiles"].split("\n") if n else []
+        scaffolds = state["scaffolds"].split("\n") if n else []
+        if len(smiles) != n or len(scaffolds) != n or int(state["node_ptr"].shape[0]) != n + 1:
+            raise ValueError("inconsistent cached graphs")
+        return cls(state, smiles, scaffolds)
+
+
+def featurise(smiles: str) -> tuple[Any, str] | None:
+    """``(graph, scaffold)`` for one SMILES, or None when it is invalid.
+
+    The graph is exactly ``torch_geometric.utils.from_smiles(smiles)`` (which is ``MolFromSmiles``
+    then ``from_rdmol``); the molecule is parsed once here so the scaffold comes from the same parse.
+    Invalid: RDKit cannot parse it, it has no atoms, or PyG cannot encode a feature (e.g. a
+    chirality tag newer than its vocabulary).
+    """
+    from rdkit import Chem, RDLogger
+    from torch_geometric.utils import from_rdmol
+
+    RDLogger.DisableLog("rdApp.*")
+    if not isinstance(smiles, str) or not smiles.strip():
+        return None
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None or mol.GetNumAtoms() == 0:
+        return None
+    try:
+        graph = from_rdmol(mol)
+        scaffold = murcko_scaffold(mol)
+    except Exception:  # noqa: BLE001 - any featurisation failure means "drop this molecule"
+        return None
+    return graph, scaffold
+
+
+def featurise_all(rows: Iterable[tuple[str, float]]) -> tuple[MoleculeGraphs, dict[str, Any]]:
+    """Featurise (smiles, label) rows; invalid SMILES are dropped and counted, never fatal."""
+    graphs, smiles_kept, scaffolds, invalid = [], [], [], []
+    n = 0
+    for smi, label in rows:
+        n += 1
+        got = featurise(smi)
+        if got is None:
+            invalid.append(str(smi))
+            continue
+        graphs.append((got[0], label))
+        smiles_kept.append(smi)
+        scaffolds.append(got[1])
+    data = MoleculeGraphs.from_graphs(graphs, smiles_kept, scaffolds)
+    info = {"rows": n, "molecules": len(data), "invalid_smiles_dropped": len(invalid),
+            "invalid_smiles_examples": invalid[:5]}
+    return data, info
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _cache_key(source_file: Path) -> str:
+    import rdkit
+    import torch_geometric
+
+    h = hashlib.sha256()
+    for part in (file_digest(source_file), FEATURISER_VERSION, torch_geometric.__version__, rdkit.__version__):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write to a temp file in the same folder, then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_MEMO: dict[tuple[str, str], tuple[MoleculeGraphs, dict[str, Any]]] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def cached_graphs(name: str, source_file: Path, build) -> tuple[MoleculeGraphs, dict[str, Any]]:
+    """Featurised graphs for ``source_file``: from memory, else the disk cache, else ``build()``.
+
+    The disk cache lives in ``cache_dir()/graphs`` and is keyed by the file's content hash plus the
+    featuriser, PyG and RDKit versions, so a changed file or featuriser never reuses stale graphs.
+    An unreadable cache file is rebuilt (it is ours, not the user's data).
+    """
+    key = _cache_key(source_file)
+    with _MEMO_LOCK:
+        if (name, key) in _MEMO:
+            return _MEMO[(name, key)]
+    path = cache_dir() / "graphs" / f"{name}-{key}.pt"
+    result = None
+    if path.is_file():
+        try:
+            state = torch.load(path, weights_only=True)
+            info = dict(state.pop("info"))
+            result = MoleculeGraphs.from_state(state), info
+        except Exception as exc:  # noqa: BLE001 - a bad cache is rebuilt
+            warnings.warn(f"ignoring unreadable cache {path} ({type(exc).__name__}: {exc}); rebuilding it",
+                          stacklevel=2)
+    if result is None:
+        result = build()
+        try:
+            atomic_torch_save({**result[0].state(), "info": result[1]}, path)
+        except OSError as exc:  # an unwritable cache only costs time
+            warnings.warn(f"could not write the graph cache {path}: {exc}", stacklevel=2)
+    with _MEMO_LOCK:
+        _MEMO[(name, key)] = result
+    return result
+
+
+# -- the two data sources -------------------------------------------------------------------------
+def load_b3db() -> tuple[MoleculeGraphs, dict[str, Any]]:
+    """B3DB classification from the installed qc-b3db package; label BBB+ -> 1, BBB- -> 0."""
+    path = b3db_path()
+
+    def build():
+        import pandas as pd
+
+        try:
+            table = pd.read_csv(path, sep="\t", usecols=["SMILES", "BBB+/BBB-"])
+        except Exception as exc:  # noqa: BLE001
+            raise DataUnavailableError(f"{path} is unreadable ({type(exc).__name__}: {exc}); "
+                                       "reinstall it: pip install --force-reinstall qc-b3db") from exc
+        labels = table["BBB+/BBB-"].astype(str).str.strip()
+        if not labels.isin(["BBB+", "BBB-"]).all():
+            bad = sorted(set(labels) - {"BBB+", "BBB-"})[:5]
+            raise DataUnavailableError(f"{path} has labels other than BBB+/BBB- ({bad}); the file is corrupt")
+        rows = zip(table["SMILES"].tolist(), (labels == "BBB+").astype(float).tolist())
+        return featurise_all(rows)
+
+    return cached_graphs("b3db", path, build)
+
+
+def _download(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+    """Fetch ``url`` to ``dest`` atomically, with a timeout so a closed network fails fast."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, os.fdopen(fd, "wb") as f:
+            while chunk := response.read(1 << 16):
+                f.write(chunk)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_bbbp_raw(root: Path) -> Path:
+    """The raw BBBP.csv under ``root`` in PyG's layout, downloading it once if it is missing.
+
+    We fetch it ourselves (with a timeout) rather than letting PyG's ``download_url`` do it, which
+    has no timeout and can hang on a network that drops packets. ``DENDROBENCH_OFFLINE=1`` forbids
+    the attempt.
+    """
+    raw = bbbp_raw_path(root)
+    if raw.is_file():
+        return raw
+    how = (f"download {BBBP_URL} and save it as {raw} (or pass data.root=DIR to use DIR/bbbp/raw/BBBP.csv)")
+    if os.environ.get("DENDROBENCH_OFFLINE", "").strip() not in ("", "0"):
+        raise DataUnavailableError(f"MoleculeNet BBBP is not at {raw} and DENDROBENCH_OFFLINE is set; {how}")
+    try:
+        _download(BBBP_URL, raw)
+    except Exception as exc:  # noqa: BLE001 - any network failure becomes one actionable message
+        raise DataUnavailableError(f"MoleculeNet BBBP is not at {raw} and the download failed "
+                                   f"({type(exc).__name__}: {exc}); {how}") from exc
+    return raw
+
+
+def check_bbbp_csv(raw: Path) -> None:
+    """Reject a corrupt or partial BBBP.csv with a message naming the file."""
+    import pandas as pd
+
+    fix = f"delete {raw} and download {BBBP_URL} again"
+    try:
+        table = pd.read_csv(raw)
+    except Exception as exc:  # noqa: BLE001
+        raise DataUnavailableError(f"{raw} is not a readable BBBP CSV ({type(exc).__name__}: {exc}); {fix}") from exc
+    missing = {"p_np", "smiles"} - set(table.columns)
+    if missing:
+        raise DataUnavailableError(f"{raw} lacks the column(s) {sorted(missing)} of MoleculeNet's BBBP.csv "
+                                   f"(num,name,p_np,smiles); {fix}")
+    if len(table) == 0:
+        raise DataUnavailableError(f"{raw} holds no molecules; {fix}")
+    if table["smiles"].isna().any() or not table["p_np"].isin([0, 1]).all():
+        raise DataUnavailableError(f"{raw} has rows with a missing SMILES or a label other than 0/1 "
+                                   f"(a partial download?); {fix}")
+
+
+def _safe_from_smiles(smiles: str):
+    """``from_smiles`` for MoleculeNet that never raises: a failure becomes an empty graph, which
+    MoleculeNet skips (it skips zero-atom molecules), so it is counted as an invalid SMILES."""
+    from torch_geometric.data import Data
+    from torch_geometric.utils import from_smiles
+
+    try:
+        return from_smiles(smiles)
+    except Exception:  # noqa: BLE001
+        return Data(x=torch.zeros(0, 9, dtype=torch.long), edge_index=torch.zeros(2, 0, dtype=torch.long),
+                    edge_attr=torch.zeros(0, 3, dtype=torch.long), smiles=smiles)
+
+
+def load_moleculenet_bbbp(root: Path | None = None) -> tuple[MoleculeGraphs, dict[str, Any]]:
+    """MoleculeNet BBBP through ``torch_geometric.datasets.MoleculeNet(root, "BBBP")``."""
+    root = Path(root).expanduser() if root is not None else default_moleculenet_root()
+    raw = ensure_bbbp_raw(root)
+    check_bbbp_csv(raw)
+
+    def build():
+        import pandas as pd
+        from torch_geometric.datasets import MoleculeNet
+
+        rows = len(pd.read_csv(raw))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # MoleculeNet warns once per skipped molecule
+                # force_reload: our cache missed, so the raw file is new; PyG's processed/ may be stale.
+                ds = MoleculeNet(str(root), "BBBP", from_smiles=_safe_from_smiles, force_reload=True)
+        except Exception as exc:  # noqa: BLE001
+            raise DataUnavailableError(f"could not process {raw} ({type(exc).__name__}: {exc}); "
+                                       f"delete it and download {BBBP_URL} again") from exc
+        graphs, smiles, scaffolds = [], [], []
+        dropped: list[str] = []
+        for data in ds:
+            got = featurise(data.smiles)  # the scaffold, and the same validity rule as offline
+            if got is None:
+                dropped.append(data.smiles)
+                continue
+            graphs.append((data, float(data.y.view(-1)[0])))
+            smiles.append(data.smiles)
+            scaffolds.append(got[1])
+        data = MoleculeGraphs.from_graphs(graphs, smiles, scaffolds)
+        info = {"rows": rows, "molecules": len(data), "invalid_smiles_dropped": rows - len(data),
+                "invalid_smiles_examples": dropped[:5]}
+        return data, info
+
+    return cached_graphs("bbbp", raw, build)
+
+
+# -- the task -------------------------------------------------------------------------------------
+# The model the quick and smoke budgets train: small enough for ~10 s of CPU training per run.
+SMALL_GIN = GINConfig(hidden=64, num_layers=3, dropout=0.5)
+# Hu et al. 2020 / OGB: 5 layers, 300 hidden, dropout 0.5, mean pooling.
+PAPER_GIN = GINConfig(hidden=300, num_layers=5, dropout=0.5)
+
+
+class BBBPTask(Task):
+    """Blood-brain-barrier penetration (binary), OGB-style GIN, scaffold split, ROC-AUC."""
+
+    name = "bbbp"
+    modality = "graph"
+    description = "Blood-brain-barrier penetration of molecules: OGB-style GIN, scaffold split, ROC-AUC"
+    metric = "roc_auc"
+    version = "1"
+    datasets = {
+        "offline": "B3DB classification (qc-b3db on PyPI, CC0): 7,807 molecules with BBB+/BBB- labels; "
+                   "real BBB data, not MoleculeNet's BBBP file (records say dataset=b3db)",
+        "online": f"MoleculeNet BBBP (2,050 molecules) via torch_geometric.datasets.MoleculeNet ({BBBP_URL})",
+    }
+    budgets = {
+        # seconds: a fixed 384-molecule training subset (12 steps an epoch), for tests and the
+        # smoke CLI run; 3 epochs so the gd engine's default 2 dendrite cycles both happen.
+        "smoke": Budget(epochs=3, batch_size=32, lr=1e-3, eval_batch_size=256,
+                        max_train_examples=384, max_eval_examples=256),
+        # ~15 s per baseline arm on 2 CPU cores: the whole B3DB training split (98 steps an epoch),
+        # small GIN; 6 epochs = 3 phases of 2 for the gd engine's 2 dendrite cycles.
+        "quick": Budget(epochs=6, batch_size=64, lr=1e-3, eval_batch_size=512),
+        # paper-like CPU run: Hu et al.'s GIN (PAPER_GIN) and optimiser, half their epochs at twice
+        # the batch (a quarter of their steps; about an hour per arm on 2 cores)
+        "standard": Budget(epochs=50, batch_size=64, lr=1e-3, eval_batch_size=512),
+        # the published setup (Hu et al. 2020; OGB mol example): 100 epochs, batch 32, Adam 1e-3
+        "full": Budget(epochs=100, batch_size=32, lr=1e-3, eval_batch_size=512),
+    }
+    # The architecture each budget trains; see configure().
+    models: dict[str, GINConfig] = {"smoke": SMALL_GIN, "quick": SMALL_GIN, "standard": PAPER_GIN,
+                                    "full": PAPER_GIN}
+
+    def __init__(self, model: GINConfig | None = None):
+        self.model_config: GINConfig = model or self.models["quick"]
+
+    def configure(self, budget: str) -> None:
+        """Pick the architecture of a budget (quick/smoke: small GIN; standard/full: Hu et al.'s).
+
+        A runner that knows this hook calls it before ``build_model``; without it the small GIN
+        (the quick budget's) is used for every budget.
+        """
+        self.model_config = self.models.get(budget, self.model_config)
+
+    # -- data -------------------------------------------------------------------------------
+    def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:
+        if source == "offline":
+            graphs, info = load_b3db()
+            dataset = "b3db"
+        elif source == "online":
+            graphs, info = load_moleculenet_bbbp(root)
+            dataset = "bbbp"
+        else:
+            raise UserError(f"unknown data source {source!r}; valid data sources: offline, online")
+        train, valid, test = scaffold_split(graphs.scaffolds)
+        info = {**info, "split": "scaffold", "split_sizes": {"train": len(train), "val": len(valid), "test": len(test)},
+                "positives": int(graphs.y.sum())}
+        return TaskData(train=Subset(graphs, train), val=Subset(graphs, valid), test=Subset(graphs, test),
+                        dataset=dataset, source=source, info=info)
+
+    def dataloader(self, dataset: Dataset, batch_size: int, shuffle: bool, generator: torch.Generator | None):
+        from torch_geometric.loader import DataLoader
+
+        # BatchNorm cannot train on a batch of one single-atom molecule (e.g. xenon in B3DB); drop a
+        # last training batch of exactly one molecule, the only case that can produce it.
+        n = len(dataset)  # type: ignore[arg-type]
+        drop_last = shuffle and n > batch_size and n % batch_size == 1
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
+
+    # -- model ------------------------------------------------------------------------------
+    def build_model(self, data: TaskData, width: float = 1.0) -> nn.Module:
+        return build_gin(self.model_config, width)
+
+    def inputs(self, batch: Any) -> Sequence[torch.Tensor]:
+        return batch.x, batch.edge_index, batch.edge_attr, batch.batch
+
+    def targets(self, batch: Any) -> torch.Tensor:
+        return batch.y.view(-1).float()
+
+    def batch_size(self, batch: Any) -> int:
+        return int(batch.num_graphs)
+
+    def loss(self, output: torch.Tensor, batch: Any) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(output.view(-1), self.targets(batch))
