@@ -4,7 +4,7 @@ Data
   * ``offline`` (default): scikit-learn's bundled handwritten digits (``sklearn.datasets.load_digits``:
     1,797 real 8x8 grey-scale images, 10 classes, shipped inside scikit-learn, no download). It is a
     stand-in for CIFAR-10 in the same format (small images, 10 classes, the same CNN), so records say
-    ``dataset: sklearn-digits``. Split 60/20/20 (1,077 / 360 / 360), stratified by class.
+    ``dataset: sklearn-digits``. Split 60/20/20 (1,079 / 359 / 359), stratified by class.
   * ``online``: CIFAR-10 (50,000 train + 10,000 test 32x32 colour images) through
     ``torchvision.datasets.CIFAR10``. ``root`` (``data.root``) is the folder that holds
     ``cifar-10-batches-py/`` (torchvision's convention); it defaults to
@@ -346,7 +346,7 @@ class Cifar10Task(Task):
         # seconds: a few dozen steps on a fixed subset, for tests and the smoke CLI run
         "smoke": Budget(epochs=2, batch_size=32, lr=2e-3, steps_per_epoch=8, eval_batch_size=256,
                         max_train_examples=256, max_eval_examples=128),
-        # ~10-30 s per arm on 2 CPU cores with digits: 300 steps (about 18 passes over 1,077 images),
+        # ~10-30 s per arm on 2 CPU cores with digits: 300 steps (about 18 passes over 1,079 images),
         # small ResNet (SMALL_RESNET). A fixed step count, so online CIFAR-10 quick is bounded too.
         "quick": Budget(epochs=15, batch_size=64, lr=2e-3, steps_per_epoch=20, optimizer="adamw",
                         weight_decay=5e-4, schedule="cosine", eval_batch_size=512),

@@ -1,0 +1,216 @@
+"""The cifar10 task: offline digits, the model, and the CIFAR-10 loader on a fixture in the real
+pickled batch format (no network: conftest forbids sockets, DENDROBENCH_OFFLINE is set here)."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from dendrobench.baselines.resnet import RESNET18_CIFAR, build_resnet, torchvision_resnet18_cifar
+from dendrobench.tasks import cifar10 as mod
+from dendrobench.tasks.cifar10 import Cifar10Task
+
+from dendrobench.errors import DataUnavailableError
+from dendrobench.registry import get_task
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(autouse=True)
+def offline_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DENDROBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DENDROBENCH_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return Cifar10Task().load_data("offline", 0)
+
+
+def labels(ds) -> list[int]:
+    return ds.labels.tolist()
+
+
+# -- offline data ---------------------------------------------------------------------------------
+def test_registered_and_described():
+    task = get_task("cifar10")
+    assert isinstance(task, Cifar10Task)
+    assert task.metric == "accuracy" and task.modality == "image"
+    assert set(task.budgets) == {"smoke", "quick", "standard", "full"}
+
+
+def test_offline_digits_splits(digits):
+    assert digits.dataset == "sklearn-digits" and digits.source == "offline"
+    sizes = (len(digits.train), len(digits.val), len(digits.test))
+    assert sum(sizes) == 1797 and sizes == (1079, 359, 359)
+    x, y = digits.train[0]
+    assert x.shape == (1, 8, 8) and x.dtype == torch.float32 and 0 <= int(y) < 10
+    # every class in every split (stratified), and standardised training images
+    for part in (digits.train, digits.val, digits.test):
+        assert set(labels(part)) == set(range(10))
+    train_x = torch.stack([digits.train[i][0] for i in range(len(digits.train))])
+    assert abs(float(train_x.mean())) < 1e-3 and abs(float(train_x.std()) - 1) < 1e-2
+
+
+def test_offline_split_deterministic_and_disjoint(digits):
+    again = Cifar10Task().load_data("offline", 1)  # another seed: the same fixed split
+
+    def rows(ds) -> set[bytes]:
+        return {ds.images[i].numpy().tobytes() + bytes([int(ds.labels[i])]) for i in range(len(ds))}
+
+    for a, b in ((digits.train, again.train), (digits.val, again.val), (digits.test, again.test)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    train, val, test = rows(digits.train), rows(digits.val), rows(digits.test)
+    # digits holds a few exact duplicate images; the index split is disjoint, so overlaps are rare
+    assert len(train & test) <= 3 and len(train & val) <= 3 and len(val & test) <= 3
+
+
+# -- model --------------------------------------------------------------------------------------
+def test_model_shapes_and_width(digits):
+    task = Cifar10Task()
+    model = task.build_model(digits)
+    batch = next(iter(task.dataloader(digits.val, 16, False, None)))
+    assert model(*task.inputs(batch)).shape == (16, 10)
+    assert n_params(task.build_model(digits, 1.5)) > n_params(model) > n_params(task.build_model(digits, 0.5))
+    assert n_params(task.build_model(digits, 0.001)) > 0  # min 1 channel
+
+
+def test_resnet18_layout_matches_torchvision():
+    ours = build_resnet(RESNET18_CIFAR, 3, 10)
+    assert n_params(ours) == n_params(torchvision_resnet18_cifar(10)) == 11_173_962
+    task = Cifar10Task()
+    task.configure("full")
+    assert task.model_config == RESNET18_CIFAR
+
+
+def test_a_few_steps_reduce_the_loss(digits):
+    task = Cifar10Task()
+    torch.manual_seed(0)
+    model = task.build_model(digits)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    batch = next(iter(task.dataloader(digits.train, 128, True, torch.Generator().manual_seed(0))))
+    model.train()
+    first = task.loss(model(*task.inputs(batch)), batch).item()
+    for _ in range(15):
+        loss = task.loss(model(*task.inputs(batch)), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert task.loss(model(*task.inputs(batch)), batch).item() < 0.5 * first
+    scores = task.evaluate(model, task.dataloader(digits.val, 256, False, None), torch.device("cpu"))
+    assert set(scores) == {"accuracy"} and 0 <= scores["accuracy"] <= 1
+
+
+# -- online loader on a fixture in CIFAR-10's real file format ----------------------------------
+ROWS_PER_BATCH = 20  # 100 training images, 20 test images
+
+
+def write_cifar_fixture(root: Path, rows: int = ROWS_PER_BATCH) -> dict[str, str]:
+    """A ``cifar-10-batches-py`` folder of real-format pickles (latin1-readable dicts with
+    ``data`` (N, 3072) uint8 and ``labels``); returns each file's MD5."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for k, name in enumerate(names):
+        entry = {"batch_label": f"fixture {k}", "labels": [int(i % 10) for i in range(k, k + rows)],
+                 "data": rng.integers(0, 256, (rows, 3072), dtype=np.uint8),
+                 "filenames": [f"img_{k}_{i}.png" for i in range(rows)]}
+        (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                            "truck"], "num_cases_per_batch": rows, "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+@pytest.fixture
+def cifar_fixture(tmp_path, monkeypatch):
+    """The fixture folder, with torchvision's expected MD5s pointed at its files so the real
+    ``torchvision.datasets.CIFAR10`` integrity check and reader run unchanged."""
+    from torchvision.datasets import CIFAR10
+
+    root = tmp_path / "cifar"
+    md5 = write_cifar_fixture(root)
+    monkeypatch.setattr(CIFAR10, "train_list", [[n, md5[n]] for n, _ in CIFAR10.train_list])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5["batches.meta"]})
+    return root
+
+
+def test_online_cifar10_from_fixture(cifar_fixture):
+    data = Cifar10Task().load_data("online", 0, root=cifar_fixture)
+    assert data.dataset == "cifar10" and data.source == "online"
+    assert (len(data.train), len(data.val), len(data.test)) == (50, 50, 20)  # val capped at half of train
+    x, y = data.test[0]
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32
+    # the first test image, read back through the task, matches the pickled bytes (NCHW order)
+    raw = pickle.loads((cifar_fixture / "cifar-10-batches-py" / "test_batch").read_bytes())
+    expected = torch.from_numpy(raw["data"][0].reshape(3, 32, 32)).float()
+    assert torch.allclose(x * data.test.std + data.test.mean, expected, atol=1e-3)
+    assert int(y) == raw["labels"][0]
+    again = Cifar10Task().load_data("online", 3, root=cifar_fixture)
+    assert torch.equal(again.val.images, data.val.images)  # fixed split
+    task = Cifar10Task()
+    model = task.build_model(data)
+    batch = next(iter(task.dataloader(data.train, 8, True, torch.Generator().manual_seed(0))))
+    assert model(*task.inputs(batch)).shape == (8, 10)
+
+
+def test_augmentation_is_seeded_per_loader(cifar_fixture):
+    data = Cifar10Task().load_data("online", 0, root=cifar_fixture)
+    task = Cifar10Task()
+
+    def first_batch(seed: int) -> torch.Tensor:
+        return next(iter(task.dataloader(data.train, 16, True, torch.Generator().manual_seed(seed))))[0]
+
+    a, b, c = first_batch(0), first_batch(0), first_batch(1)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    plain = torch.stack([data.train[i][0] for i in range(len(data.train))])
+    assert not any(torch.equal(a[0], p) for p in plain)  # crops / flips change the images
+    val = next(iter(task.dataloader(data.val, 16, False, None)))[0]
+    assert torch.equal(val[0], data.val[0][0])  # evaluation batches are not augmented
+
+
+def test_missing_cifar10_names_url_and_folder(tmp_path):
+    root = tmp_path / "nothing-here"
+    with pytest.raises(DataUnavailableError) as err:
+        Cifar10Task().load_data("online", 0, root=root)
+    msg = str(err.value)
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in msg
+    assert str(root) in msg and "cifar-10-batches-py" in msg
+
+
+def test_default_root_follows_dendrobench_cache(tmp_path):
+    with pytest.raises(DataUnavailableError, match=str(tmp_path / "cache" / "cifar10")):
+        Cifar10Task().load_data("online", 0)
+
+
+def test_download_failure_is_fast_and_clear(tmp_path, monkeypatch):
+    """With downloads allowed but no network, the error comes at once and names the URL."""
+    monkeypatch.delenv("DENDROBENCH_OFFLINE")
+
+    def refuse(url, dest, timeout=mod.DOWNLOAD_TIMEOUT_S):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(mod, "_download", refuse)
+    with pytest.raises(DataUnavailableError, match="downloading .*cifar-10-python.tar.gz failed"):
+        Cifar10Task().load_data("online", 0, root=tmp_path / "c")
+
+
+def test_corrupt_batch_file_is_named(cifar_fixture):
+    bad = cifar_fixture / "cifar-10-batches-py" / "data_batch_3"
+    bad.write_bytes(bad.read_bytes()[:1000])  # a partial file
+    with pytest.raises(DataUnavailableError, match="data_batch_3.*corrupt or partial"):
+        Cifar10Task().load_data("online", 0, root=cifar_fixture)
+
+
+def test_partial_folder_names_missing_files(cifar_fixture):
+    (cifar_fixture / "cifar-10-batches-py" / "test_batch").unlink()
+    with pytest.raises(DataUnavailableError, match="missing: test_batch"):
+        Cifar10Task().load_data("online", 0, root=cifar_fixture)
