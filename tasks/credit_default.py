@@ -13,7 +13,8 @@ Data
     holders, 23 attributes, 22 % default next month) through scikit-learn's OpenML loader,
     ``fetch_openml(data_id=42477)`` (OpenML names its columns ``x1..x23`` and ``y``; they are mapped
     back to UCI's ``LIMIT_BAL, SEX, ..., PAY_AMT6``). It is cached under scikit-learn's
-    ``data_home``, here ``$DENDROBENCH_CACHE/openml`` (default ``~/.cache/dendrobench/openml``). A
+    ``data_home``, here ``$DENDROBENCH_CACHE/sklearn`` (default ``~/.cache/dendrobench/sklearn``; the
+    files land in its ``openml/openml.org/`` subfolder, scikit-learn's own layout). A
     CSV in UCI's column layout (e.g. Kaggle's ``UCI_Credit_Card.csv``) saved as
     ``$DENDROBENCH_CACHE/credit-default/default_of_credit_card_clients.csv`` is used instead when
     present, for machines that cannot reach OpenML. Records say ``dataset: uci-credit-default``.
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,8 +82,8 @@ def cache_dir() -> Path:
 
 
 def default_openml_home() -> Path:
-    """scikit-learn's ``data_home`` for the OpenML copy (its files go to ``openml.org/`` inside)."""
-    return cache_dir() / "openml"
+    """scikit-learn's ``data_home`` for the OpenML copy (its files go to ``openml/openml.org/`` inside)."""
+    return cache_dir() / "sklearn"
 
 
 def default_csv_path() -> Path:
@@ -183,7 +185,7 @@ def load_uci_csv(path: Path) -> tuple[Any, np.ndarray]:
 
 def _openml_cached(data_home: Path) -> bool:
     """Whether scikit-learn's OpenML cache already holds this data set's description."""
-    return (data_home / "openml.org" / "api" / "v1" / "json" / "data" / f"{OPENML_ID}.gz").is_file()
+    return (data_home / "openml" / "openml.org" / "api" / "v1" / "json" / "data" / f"{OPENML_ID}.gz").is_file()
 
 
 def _how_to_get(data_home: Path, csv_path: Path) -> str:
@@ -213,8 +215,13 @@ def load_uci_openml(data_home: Path, csv_path: Path, download: bool = True) -> t
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(NETWORK_TIMEOUT_S)  # sklearn's urlopen has no timeout of its own
     try:
-        bunch = fetch_openml(data_id=OPENML_ID, data_home=str(data_home), as_frame=True, parser="pandas",
-                             n_retries=1, delay=1.0)
+        with warnings.catch_warnings():
+            # sklearn warns on every retry / cache refresh; a failure is reported below in full.
+            # liac-arff, not the pandas parser: the pandas parser of scikit-learn 1.9 with pandas 3
+            # fails on ARFF nominal attributes with numeric values such as the target {0,1}.
+            warnings.simplefilter("ignore")
+            bunch = fetch_openml(data_id=OPENML_ID, data_home=str(data_home), as_frame=True,
+                                 parser="liac-arff", n_retries=1, delay=1.0)
     except Exception as exc:  # noqa: BLE001 - network or cache failure: one actionable message
         state = "its cached files there are corrupt or partial (delete them)" if cached else "the download failed"
         raise DataUnavailableError(f"could not load OpenML data set {OPENML_ID} ({OPENML_NAME}) from "
@@ -293,7 +300,7 @@ class CreditDefaultTask(Task):
                    "(csvFiles/GermanCredit.csv.gz); real credit data, not the 30,000-row benchmark "
                    "(records say dataset=german-credit)",
         "online": f"UCI default of credit card clients (30,000 rows) via sklearn fetch_openml(data_id={OPENML_ID}), "
-                  "cached in $DENDROBENCH_CACHE/openml (default ~/.cache/dendrobench/openml)",
+                  "cached in $DENDROBENCH_CACHE/sklearn (default ~/.cache/dendrobench/sklearn)",
     }
     budgets = {
         # seconds: a handful of steps, for tests and the smoke CLI run

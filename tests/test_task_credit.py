@@ -1,0 +1,243 @@
+"""The credit-default task: offline German credit, the MLP, and the online loader served from a
+fixture in scikit-learn's own OpenML cache format (no network: conftest forbids sockets)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from dendrobench.tasks import credit_default as mod
+from dendrobench.tasks.credit_default import OPENML_ID, UCI_FEATURES, CreditDefaultTask
+
+from dendrobench.errors import DataUnavailableError
+from dendrobench.registry import get_task
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(autouse=True)
+def offline_cache(tmp_path, monkeypatch):
+    """A private cache, downloads forbidden, and scikit-learn's OpenML fetcher unable to reach the
+    network (not even a DNS lookup): anything not in the fixture cache fails at once."""
+    import urllib.error
+
+    import sklearn.datasets._openml as openml
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable (test)")
+
+    monkeypatch.setenv("DENDROBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DENDROBENCH_OFFLINE", "1")
+    monkeypatch.setattr(openml, "urlopen", refuse)
+    monkeypatch.setattr(openml.time, "sleep", lambda s: None)
+
+
+@pytest.fixture(scope="module")
+def german():
+    return CreditDefaultTask().load_data("offline", 0)
+
+
+def rows(ds) -> set[bytes]:
+    x, y = ds.tensors
+    return {x[i].numpy().tobytes() + y[i].numpy().tobytes() for i in range(len(y))}
+
+
+# -- offline data ---------------------------------------------------------------------------------
+def test_registered_and_described():
+    task = get_task("credit-default")
+    assert isinstance(task, CreditDefaultTask)
+    assert task.metric == "roc_auc" and task.modality == "tabular"
+    assert set(task.budgets) == {"smoke", "quick", "standard", "full"}
+
+
+def test_german_credit_labels_bad_credit_as_positive():
+    features, y, categorical = mod.load_german_credit()
+    raw = pd.read_csv(mod.german_credit_path())
+    assert len(y) == 1000 and int(y.sum()) == 300  # 300 bad / 700 good, as in Statlog German credit
+    assert raw["RESPONSE"].iloc[0] == 1 and y[0] == 0  # applicant 1 is "good" in german.data
+    assert "OBS#" not in features.columns and "RESPONSE" not in features.columns
+    assert categorical == list(mod.GERMAN_CATEGORICAL)
+
+
+def test_offline_splits(german):
+    assert german.dataset == "german-credit" and german.source == "offline"
+    assert (len(german.train), len(german.val), len(german.test)) == (600, 200, 200)
+    for part in (german.train, german.val, german.test):
+        assert abs(float(part.tensors[1].mean()) - 0.3) < 0.01  # stratified
+    n_numeric = german.info["features"]["numeric"]
+    x_train = german.train.tensors[0][:, :n_numeric]
+    assert torch.allclose(x_train.mean(0), torch.zeros(n_numeric), atol=1e-4)  # scaler fitted on train
+    assert german.meta["in_features"] == german.train.tensors[0].shape[1] > n_numeric  # one-hot columns
+
+
+def test_offline_split_deterministic_and_disjoint(german):
+    again = CreditDefaultTask().load_data("offline", 7)  # another seed: the same fixed split
+    for a, b in ((german.train, again.train), (german.val, again.val), (german.test, again.test)):
+        assert torch.equal(a.tensors[0], b.tensors[0]) and torch.equal(a.tensors[1], b.tensors[1])
+    train, val, test = rows(german.train), rows(german.val), rows(german.test)
+    assert not (train & val) and not (train & test) and not (val & test)
+
+
+# -- model --------------------------------------------------------------------------------------
+def test_model_shapes_and_width(german):
+    task = CreditDefaultTask()
+    model = task.build_model(german)
+    batch = next(iter(task.dataloader(german.val, 32, False, None)))
+    assert model(*task.inputs(batch)).shape == (32, 1)
+    assert n_params(task.build_model(german, 2.0)) > n_params(model) > n_params(task.build_model(german, 0.5))
+    task.configure("full")
+    assert n_params(task.build_model(german)) > n_params(model)
+
+
+def test_a_few_steps_reduce_the_loss_and_evaluate(german):
+    task = CreditDefaultTask()
+    torch.manual_seed(0)
+    model = task.build_model(german)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    batch = next(iter(task.dataloader(german.train, 256, True, torch.Generator().manual_seed(0))))
+    model.train()
+    first = task.loss(model(*task.inputs(batch)), batch).item()
+    for _ in range(40):
+        loss = task.loss(model(*task.inputs(batch)), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert task.loss(model(*task.inputs(batch)), batch).item() < 0.8 * first
+    scores = task.evaluate(model, task.dataloader(german.val, 1024, False, None), torch.device("cpu"))
+    assert set(scores) == {"roc_auc", "accuracy"} and 0.5 < scores["roc_auc"] <= 1
+
+
+# -- online: a fixture in scikit-learn's OpenML cache format --------------------------------------
+N_ROWS = 60
+
+
+def uci_rows(n: int = N_ROWS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Plausible card rows in UCI's column order (23 integers) and labels (a third default)."""
+    rng = np.random.default_rng(seed)
+    limit = rng.integers(1, 50, n) * 10_000
+    sex = rng.integers(1, 3, n)
+    edu = rng.integers(1, 5, n)
+    mar = rng.integers(1, 4, n)
+    age = rng.integers(21, 70, n)
+    pay = rng.integers(-2, 4, (n, 6))
+    bill = rng.integers(0, 100_000, (n, 6))
+    paid = rng.integers(0, 10_000, (n, 6))
+    x = np.column_stack([limit, sex, edu, mar, age, pay, bill, paid])
+    y = (np.arange(n) % 3 == 0).astype(int)
+    return x, y
+
+
+def gz_json(path: Path, obj: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        json.dump(obj, f)
+
+
+def write_openml_cache(data_home: Path) -> Path:
+    """What ``fetch_openml(data_id=42477, data_home=...)`` leaves behind: description, features and
+    qualities JSON and the ARFF file, gzipped under ``openml/openml.org/``. Columns as on OpenML (x1..x23,
+    y); ``x2`` (sex) nominal, to cover category columns. Returns the cached ARFF's path."""
+    x, y = uci_rows()
+    names = [f"x{i}" for i in range(1, 24)]
+    lines = ["% fixture in the layout of OpenML 42477", "@RELATION default-of-credit-card-clients", ""]
+    lines += ["@ATTRIBUTE x2 {1,2}" if n == "x2" else f"@ATTRIBUTE {n} NUMERIC" for n in names]
+    lines += ["@ATTRIBUTE y {0,1}", "", "@DATA"]
+    lines += [",".join(str(int(v)) for v in row) + f",{t}" for row, t in zip(x, y)]
+    arff = ("\n".join(lines) + "\n").encode()
+    file_id = "999001"
+    url = f"https://www.openml.org/data/v1/download/{file_id}/default-of-credit-card-clients.arff"
+    base = data_home / "openml" / "openml.org"
+    arff_path = base / "data" / "v1" / "download" / file_id / "default-of-credit-card-clients.arff.gz"
+    arff_path.parent.mkdir(parents=True)
+    arff_path.write_bytes(gzip.compress(arff))
+    gz_json(base / "api" / "v1" / "json" / "data" / f"{OPENML_ID}.gz", {"data_set_description": {
+        "id": str(OPENML_ID), "name": "default-of-credit-card-clients", "version": "1",
+        "description": "fixture", "format": "ARFF", "url": url, "file_id": file_id,
+        "default_target_attribute": "y", "status": "active", "md5_checksum": hashlib.md5(arff).hexdigest()}})
+    features = []
+    for i, n in enumerate(names + ["y"]):
+        nominal = n in ("x2", "y")
+        feat = {"index": str(i), "name": n, "data_type": "nominal" if nominal else "numeric",
+                "is_target": "true" if n == "y" else "false", "is_ignore": "false",
+                "is_row_identifier": "false", "number_of_missing_values": "0"}
+        if nominal:
+            feat["nominal_values"] = json.dumps(["1", "2"] if n == "x2" else ["0", "1"])
+        features.append(feat)
+    gz_json(base / "api" / "v1" / "json" / "data" / "features" / f"{OPENML_ID}.gz", {"data_features": {"feature": features}})
+    gz_json(base / "api" / "v1" / "json" / "data" / "qualities" / f"{OPENML_ID}.gz", {"data_qualities": {"quality": [
+        {"name": "NumberOfInstances", "value": f"{N_ROWS}.0"}, {"name": "NumberOfFeatures", "value": "24.0"}]}})
+    return arff_path
+
+
+def test_online_from_openml_cache(tmp_path):
+    home = tmp_path / "cache" / "sklearn"  # the default data_home under DENDROBENCH_CACHE
+    write_openml_cache(home)
+    data = CreditDefaultTask().load_data("online", 0)
+    assert data.dataset == "uci-credit-default" and data.source == "online"
+    assert data.info["from"] == f"openml:{OPENML_ID}"
+    assert sum(len(p) for p in (data.train, data.val, data.test)) == N_ROWS
+    assert int(sum(p.tensors[1].sum() for p in (data.train, data.val, data.test))) == N_ROWS // 3
+    names = data.meta["feature_names"]
+    assert "num__LIMIT_BAL" in names and "num__PAY_0" in names and "cat__SEX_1" in names  # UCI names back
+    train, val, test = rows(data.train), rows(data.val), rows(data.test)
+    assert not (train & val) and not (train & test) and not (val & test)
+    task = CreditDefaultTask()
+    model = task.build_model(data)
+    batch = next(iter(task.dataloader(data.test, 64, False, None)))
+    scores = task.evaluate(model, [batch], torch.device("cpu"))
+    assert model(*task.inputs(batch)).shape == (len(data.test), 1) and 0 <= scores["roc_auc"] <= 1
+
+
+def test_online_matches_between_openml_and_csv_layouts(tmp_path):
+    """The same rows as OpenML (x1..x23 / y) and as Kaggle's UCI CSV give the same features."""
+    write_openml_cache(tmp_path / "cache" / "sklearn")
+    from_openml = CreditDefaultTask().load_data("online", 0)
+    x, y = uci_rows()
+    csv = pd.DataFrame(x, columns=[("PAY_1" if c == "PAY_0" else c) for c in UCI_FEATURES])
+    csv.insert(0, "ID", np.arange(1, len(y) + 1))
+    csv["default.payment.next.month"] = y
+    root = tmp_path / "elsewhere"
+    root.mkdir()
+    csv.to_csv(root / mod.CSV_NAME, index=False)
+    from_csv = CreditDefaultTask().load_data("online", 0, root=root)
+    assert from_csv.info["from"] == str(root / mod.CSV_NAME)
+    assert torch.allclose(from_csv.train.tensors[0], from_openml.train.tensors[0])
+    assert torch.equal(from_csv.test.tensors[1], from_openml.test.tensors[1])
+
+
+def test_missing_online_data_names_what_and_where(tmp_path):
+    with pytest.raises(DataUnavailableError) as err:
+        CreditDefaultTask().load_data("online", 0)
+    msg = str(err.value)
+    assert str(tmp_path / "cache" / "sklearn") in msg and f"data_id={OPENML_ID}" in msg
+    assert str(tmp_path / "cache" / "credit-default" / mod.CSV_NAME) in msg
+
+
+def test_no_network_fails_fast_with_a_clear_error(tmp_path, monkeypatch):
+    """Downloads allowed but the network is down: fetch_openml's error becomes ours, at once."""
+    monkeypatch.delenv("DENDROBENCH_OFFLINE")  # urlopen is refused by the autouse fixture
+    with pytest.raises(DataUnavailableError, match="the download failed"):
+        CreditDefaultTask().load_data("online", 0)
+
+
+def test_corrupt_cached_file_is_reported(tmp_path):
+    arff = write_openml_cache(tmp_path / "cache" / "sklearn")
+    arff.write_bytes(gzip.compress(b"@RELATION broken\n@DATA\n1,2\n"))
+    with pytest.raises(DataUnavailableError, match="corrupt or partial"):
+        CreditDefaultTask().load_data("online", 0)
+
+
+def test_csv_with_wrong_columns_is_named(tmp_path):
+    root = tmp_path / "r"
+    root.mkdir()
+    (root / mod.CSV_NAME).write_text("a,b\n1,2\n")
+    with pytest.raises(DataUnavailableError, match=mod.CSV_NAME):
+        CreditDefaultTask().load_data("online", 0, root=root)
