@@ -399,10 +399,13 @@ class Suite:
             metric={"name": ev.name, "higher_is_better": ev.higher_is_better},
             config=self.resolved_config(), env=self.env, started=utcnow(),
         )
-        t0 = time.perf_counter()
         bar = None
+        t0 = time.perf_counter()
         try:
             data = self.load(seed, data_cache)
+            # wall_s is the arm's own cost: loading (shared by every arm of a seed) is kept apart
+            record.extra["data_load_s"] = round(time.perf_counter() - t0, 3)
+            t0 = time.perf_counter()
             record.dataset = data.dataset
             record.extra["data_info"] = dict(data.info)
             spec = self.arm_spec(arm, seed, data, by_arm)
