@@ -1,0 +1,696 @@
+"""The task plugin contract as named checks, in the spirit of scikit-learn's ``check_estimator``.
+
+A contributor's task is only useful to the benchmark if it keeps the contract of DESIGN.md: the
+runner trusts the task for data and evaluation, so a split that leaks, a loader that reaches the
+network or a width multiplier that does nothing would silently corrupt every verdict built on it.
+Each clause of the contract is one named check, so a failure says *which* promise is broken and why.
+
+Use from the command line::
+
+    dendrobench check-task NAME          # exit 0 all pass, 1 some fail, 2 unknown task
+
+or from a plugin's own test suite::
+
+    import pytest
+    from dendrobench.checks import task_checks
+
+    @pytest.mark.parametrize("check", task_checks(MyTask()), ids=str)
+    def test_contract(check):
+        check()                          # raises CheckFailed with the reason
+
+``check_task(name_or_task)`` runs them all and returns a list of :class:`CheckResult`. The checks of
+one ``task_checks`` call share a lazily loaded copy of the offline data, so the data is loaded at most
+twice (once under the network guard, once more to prove the split is deterministic).
+
+What is and is not checked is stated in each check's docstring (shown by ``--list``): these are
+smoke tests of the contract, not proofs; a pass means "no violation found", not "correct".
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import math
+import re
+import socket
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dendrobench.errors import UserError
+from dendrobench.task import BUDGET_NAMES, Budget, Task, TaskData
+
+PROG = "dendrobench check-task"
+MAX_TRAIN_STEPS = 200  # the smoke-training check never takes more steps than this
+WIDTHS = (0.5, 1.0, 2.0)
+KNOWN_MODALITIES = ("tabular", "image", "graph", "text", "3d-volume")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class CheckFailed(AssertionError):
+    """A contract check failed; the message is the reason. An AssertionError so pytest shows it plainly."""
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check: ``status`` is ``pass``, ``warn`` (passes, but look) or ``fail``."""
+
+    name: str
+    status: str
+    reason: str
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status != "fail"
+
+
+class _Warn(Exception):
+    """Raised inside a check body: the check passes with a warning (the message says what to look at)."""
+
+
+# -- network guard ----------------------------------------------------------------------------
+_LOOPBACK = ("127.", "::1", "localhost", "0.0.0.0")
+
+
+class NetworkBlocked(OSError):
+    """Raised by the guard instead of opening a network connection. An OSError so loaders handle it
+    the way they would handle a machine with no network (and the attempt is still recorded)."""
+
+
+def _host_of(address: Any) -> str:
+    return str(address[0]) if isinstance(address, tuple) and address else str(address)
+
+
+@contextlib.contextmanager
+def no_network(attempts: list[str]) -> Iterator[list[str]]:
+    """Block (and record in ``attempts``) every non-loopback connection and DNS lookup while active.
+
+    Patches ``socket.socket.connect``/``connect_ex``, ``socket.create_connection`` and
+    ``socket.getaddrinfo``: everything in the standard library, urllib3/requests and most download
+    helpers goes through them. Attempts are recorded even when the loader catches the error and
+    falls back, because reaching for the network at all breaks the offline promise.
+    """
+    saved = {
+        (socket.socket, "connect"): socket.socket.connect,
+        (socket.socket, "connect_ex"): socket.socket.connect_ex,
+        (socket, "create_connection"): socket.create_connection,
+        (socket, "getaddrinfo"): socket.getaddrinfo,
+    }
+    original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    original_getaddrinfo = socket.getaddrinfo
+
+    def blocked(what: str) -> NetworkBlocked:
+        attempts.append(what)
+        return NetworkBlocked(f"dendrobench check-task: network access blocked ({what}); offline data must not use the network")
+
+    def connect(self: socket.socket, address: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _host_of(address).startswith(_LOOPBACK):
+            raise blocked(f"connect to {address!r}")
+        return original_connect(self, address, *args, **kwargs)
+
+    def connect_ex(self: socket.socket, address: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _host_of(address).startswith(_LOOPBACK):
+            raise blocked(f"connect to {address!r}")
+        return original_connect_ex(self, address, *args, **kwargs)
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _host_of(address).startswith(_LOOPBACK):
+            raise blocked(f"create_connection to {address!r}")
+        return saved[(socket, "create_connection")](address, *args, **kwargs)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in (None, "", b"") and not str(host).startswith(_LOOPBACK):
+            raise blocked(f"DNS lookup of {host!r}")
+        return original_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.create_connection = create_connection  # type: ignore[assignment]
+    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+    try:
+        yield attempts
+    finally:
+        for (owner, attr), value in saved.items():
+            setattr(owner, attr, value)
+
+
+# -- hashing examples -------------------------------------------------------------------------
+def _feed(h: Any, obj: Any, depth: int = 0) -> None:
+    """Feed a canonical encoding of ``obj`` into hash ``h``. Types are part of the encoding so
+    ``1`` and ``1.0`` or a list and a tuple of the same values do not collide by accident."""
+    if depth > 20:
+        raise TypeError("example nests deeper than 20 levels")
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu()
+        if obj.is_sparse:
+            obj = obj.to_dense()
+        h.update(f"T{obj.dtype}{tuple(obj.shape)}".encode())
+        h.update(obj.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes() if obj.numel() else b"")
+    elif isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            h.update(f"O{obj.shape}".encode())
+            for item in obj.reshape(-1):
+                _feed(h, item, depth + 1)
+        else:
+            h.update(f"N{obj.dtype}{obj.shape}".encode())
+            h.update(np.ascontiguousarray(obj).tobytes())
+    elif obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, np.generic)):
+        h.update(f"S{type(obj).__name__}:{obj!r};".encode())
+    elif isinstance(obj, Mapping):
+        h.update(f"M{len(obj)}".encode())
+        for key in sorted(obj, key=repr):
+            _feed(h, key, depth + 1)
+            _feed(h, obj[key], depth + 1)
+    elif isinstance(obj, (tuple, list)):
+        h.update(f"L{type(obj).__name__}{len(obj)}".encode())
+        for item in obj:
+            _feed(h, item, depth + 1)
+    elif callable(getattr(obj, "to_dict", None)):  # torch_geometric Data / HeteroData
+        h.update(f"D{type(obj).__name__}".encode())
+        _feed(h, obj.to_dict(), depth + 1)
+    elif callable(getattr(obj, "tobytes", None)):  # PIL images
+        h.update(f"B{type(obj).__name__}{getattr(obj, 'size', '')}{getattr(obj, 'mode', '')}".encode())
+        h.update(obj.tobytes())
+    else:
+        raise TypeError(f"cannot hash an example part of type {type(obj).__module__}.{type(obj).__name__}; "
+                        "give the task an example_key(example) method returning bytes, a string or tensors")
+
+
+def example_digest(task: Task, example: Any) -> bytes:
+    """A content hash of one example: the task's ``example_key(example)`` if it has one, else the
+    example itself (tensors, arrays, numbers, strings, tuples, dicts, torch_geometric ``Data``)."""
+    key = getattr(task, "example_key", None)
+    h = hashlib.blake2b(digest_size=16)
+    _feed(h, key(example) if callable(key) else example)
+    return h.digest()
+
+
+def split_digests(task: Task, dataset: Any, split: str) -> list[bytes]:
+    """Digests of every example of a map-style split, in order."""
+    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+        raise TypeError(f"the {split} split is a {type(dataset).__name__}, not a map-style dataset with "
+                        "len() and [i]; the runner needs both (deterministic subsets, epochs)")
+    return [example_digest(task, dataset[i]) for i in range(len(dataset))]
+
+
+# -- shared state of one task's checks --------------------------------------------------------
+def _describe_exc(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _plugin_line(exc: BaseException) -> str:
+    """The innermost traceback frame (file:line), so a plugin author sees where their code raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (at {Path(last.filename).name}:{last.lineno})"
+
+
+class _TaskUnderTest:
+    """One task and what its checks share: the offline data (loaded once under the network guard),
+    a second load for determinism, and the digests of every split. Failures are kept and re-raised
+    for every check that needs them, so one broken ``load_data`` is named in each dependent check."""
+
+    def __init__(self, task: Task, label: str, seed: int = 0):
+        self.task = task
+        self.label = label
+        self.seed = seed
+        self.network_attempts: list[str] = []
+        self._data: TaskData | BaseException | None = None
+        self._digests: dict[str, list[bytes]] | BaseException | None = None
+
+    def fail(self, what: str, exc: BaseException) -> CheckFailed:
+        return CheckFailed(f"task {self.label!r}: {what} raised {_describe_exc(exc)}{_plugin_line(exc)}")
+
+    def data(self) -> TaskData:
+        if self._data is None:
+            try:
+                with no_network(self.network_attempts):
+                    got = self.task.load_data("offline", self.seed)
+                if not isinstance(got, TaskData):
+                    raise TypeError(f"load_data returned {type(got).__name__}, not dendrobench.task.TaskData")
+                self._data = got
+            except Exception as exc:  # noqa: BLE001 - reported by every check that needs the data
+                self._data = exc
+        if isinstance(self._data, BaseException):
+            raise CheckFailed(f"not checked: task {self.label!r}: load_data('offline', seed={self.seed}) raised "
+                              f"{_describe_exc(self._data)}{_plugin_line(self._data)}")
+        return self._data
+
+    def digests(self) -> dict[str, list[bytes]]:
+        data = self.data()
+        if self._digests is None:
+            try:
+                self._digests = {s: split_digests(self.task, getattr(data, s), s) for s in ("train", "val", "test")}
+            except Exception as exc:  # noqa: BLE001
+                self._digests = exc
+        if isinstance(self._digests, BaseException):
+            raise CheckFailed(f"task {self.label!r}: could not hash the examples: {_describe_exc(self._digests)}")
+        return self._digests
+
+    def fresh_task(self) -> Task:
+        """A second instance for the determinism check, so state cached on the instance cannot hide
+        a non-deterministic split (a task whose constructor needs arguments is reused as is)."""
+        try:
+            return type(self.task)()
+        except Exception:  # noqa: BLE001
+            return self.task
+
+    def smoke_budget(self) -> Budget:
+        try:
+            budget = self.task.budget("smoke")
+        except Exception as exc:  # noqa: BLE001
+            raise CheckFailed(f"not checked: task {self.label!r} has no valid smoke budget ({_describe_exc(exc)})") from None
+        configure = getattr(self.task, "configure", None)
+        if callable(configure):  # optional hook: tasks that pick an architecture per budget
+            configure("smoke")
+        return budget
+
+    def build(self, data: TaskData, width: float) -> torch.nn.Module:
+        try:
+            model = self.task.build_model(data, width)
+        except Exception as exc:  # noqa: BLE001
+            raise self.fail(f"build_model(data, width={width})", exc) from None
+        if not isinstance(model, torch.nn.Module):
+            raise CheckFailed(f"task {self.label!r}: build_model returned {type(model).__name__}, not a torch.nn.Module")
+        return model
+
+
+# -- the checks -------------------------------------------------------------------------------
+def check_metadata(t: _TaskUnderTest) -> str:
+    """name, modality and description are present one-line strings; the name and modality are
+    lower-case slugs (they name records, folders and leaderboard filters)."""
+    task, problems = t.task, []
+    for attr in ("name", "modality", "description"):
+        value = getattr(task, attr, None)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{attr} is missing or empty (got {value!r})")
+        elif "\n" in value.strip():
+            problems.append(f"{attr} must be one line")
+    for attr in ("name", "modality"):
+        value = getattr(task, attr, None)
+        if isinstance(value, str) and value and not _SLUG.match(value):
+            problems.append(f"{attr} {value!r} must be lower-case letters, digits, '-' or '_'")
+    version = getattr(task, "version", "1")
+    if not isinstance(version, str):
+        problems.append(f"version must be a string, got {version!r}")
+    if problems:
+        raise CheckFailed("; ".join(problems))
+    note = "" if task.modality in KNOWN_MODALITIES else f" (modality {task.modality!r} is new; known: {', '.join(KNOWN_MODALITIES)})"
+    return f"name {task.name!r}, modality {task.modality!r}, description present{note}"
+
+
+def check_metric(t: _TaskUnderTest) -> str:
+    """``metric`` names a known evaluator, and the evaluator's ``better`` and ``error`` agree with its
+    ``higher_is_better`` (a better score never has a larger error)."""
+    from dendrobench.metrics import EVALUATORS
+
+    metric = getattr(t.task, "metric", None)
+    try:
+        ev = t.task.evaluator
+    except Exception as exc:  # noqa: BLE001
+        raise CheckFailed(f"metric {metric!r} is not a known evaluator ({_describe_exc(exc)}); "
+                          f"known: {', '.join(sorted(EVALUATORS))}") from None
+    hib = ev.higher_is_better
+    if not isinstance(hib, bool):
+        raise CheckFailed(f"evaluator {ev.name!r}: higher_is_better must be a bool, got {hib!r}")
+    hi, lo = 0.8, 0.3
+    good, bad = (hi, lo) if hib else (lo, hi)
+    if not ev.better(good, bad) or ev.better(bad, good):
+        raise CheckFailed(f"evaluator {ev.name!r}: better() disagrees with higher_is_better={hib}")
+    if not ev.error(good) < ev.error(bad):
+        raise CheckFailed(f"evaluator {ev.name!r}: error({good}) = {ev.error(good)} is not below "
+                          f"error({bad}) = {ev.error(bad)}, yet {good} is the better score")
+    return f"{ev.name} ({'higher' if hib else 'lower'} is better); better() and error() agree"
+
+
+def check_budgets(t: _TaskUnderTest) -> str:
+    """Every budget of DESIGN.md (smoke, quick, standard, full) exists, is a ``Budget`` and validates."""
+    budgets = getattr(t.task, "budgets", None)
+    if not isinstance(budgets, Mapping):
+        raise CheckFailed(f"budgets must be a dict of {', '.join(BUDGET_NAMES)} -> Budget, got {type(budgets).__name__}")
+    missing = [b for b in BUDGET_NAMES if b not in budgets]
+    if missing:
+        raise CheckFailed(f"missing budget(s) {', '.join(missing)}; every task needs {', '.join(BUDGET_NAMES)}")
+    problems = []
+    for name in BUDGET_NAMES:
+        budget = budgets[name]
+        if not isinstance(budget, Budget):
+            problems.append(f"{name} is a {type(budget).__name__}, not dendrobench.task.Budget")
+            continue
+        try:
+            budget.validate()
+        except UserError as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise CheckFailed("; ".join(problems))
+    s = budgets["smoke"]
+    steps = f"{s.epochs * s.steps_per_epoch} steps" if s.steps_per_epoch else f"{s.epochs} epoch(s)"
+    return f"{', '.join(BUDGET_NAMES)} valid (smoke: {steps})"
+
+
+def check_offline_no_network(t: _TaskUnderTest) -> str:
+    """``load_data('offline')`` runs with connections and DNS lookups blocked and recorded; any attempt
+    fails the check, even one the loader caught. (Loopback and Unix sockets are allowed.)"""
+    data = t.data()
+    if t.network_attempts:
+        more = f" (+{len(t.network_attempts) - 1} more)" if len(t.network_attempts) > 1 else ""
+        raise CheckFailed(f"task {t.label!r}: load_data('offline') tried the network: {t.network_attempts[0]}{more}")
+    if data.source != "offline":
+        raise CheckFailed(f"load_data('offline') returned data with source={data.source!r}; records would mislabel it")
+    sizes = ", ".join(f"{s} {len(getattr(data, s))}" for s in ("train", "val", "test") if hasattr(getattr(data, s), "__len__"))
+    return f"no network used; dataset {data.dataset!r} ({sizes})"
+
+
+def check_split_determinism(t: _TaskUnderTest) -> str:
+    """Two loads with the same seed (the second by a fresh task instance) give identical splits,
+    compared example by example through content hashes."""
+    first = t.digests()
+    task2 = t.fresh_task()
+    try:
+        with no_network([]):
+            data2 = task2.load_data("offline", t.seed)
+        second = {s: split_digests(task2, getattr(data2, s), s) for s in ("train", "val", "test")}
+    except Exception as exc:  # noqa: BLE001
+        raise t.fail(f"second load_data('offline', seed={t.seed})", exc) from None
+    for split in ("train", "val", "test"):
+        a, b = first[split], second[split]
+        if len(a) != len(b):
+            raise CheckFailed(f"{split} split has {len(a)} examples in one load and {len(b)} in another with the same seed")
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        if diff:
+            same_set = sorted(a) == sorted(b)
+            how = "the same examples in a different order" if same_set else "different examples"
+            raise CheckFailed(f"{split} split differs between two loads with seed {t.seed}: {len(diff)} of {len(a)} "
+                              f"positions hold {how} (first at {split}[{diff[0]}]); seed every random choice")
+    hashed = sum(len(v) for v in first.values())
+    return f"two loads with seed {t.seed} give identical train/val/test ({hashed} examples hashed)"
+
+
+def check_splits_disjoint(t: _TaskUnderTest) -> str:
+    """No example (by content hash, or the task's ``example_key``) appears in two splits."""
+    digests = t.digests()
+    empty = [s for s, d in digests.items() if not d]
+    if empty:
+        raise CheckFailed(f"empty split(s): {', '.join(empty)}")
+    index = {s: {d: i for i, d in enumerate(reversed(v))} for s, v in digests.items()}
+    problems = []
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        shared = set(index[a]) & set(index[b])
+        if shared:
+            d = next(iter(shared))
+            ia, ib = len(digests[a]) - 1 - index[a][d], len(digests[b]) - 1 - index[b][d]
+            problems.append(f"{len(shared)} example(s) of {b} also in {a} (e.g. {b}[{ib}] == {a}[{ia}])")
+    if problems:
+        raise CheckFailed("; ".join(problems))
+    return "no example shared between train, val and test"
+
+
+def check_metric_range(t: _TaskUnderTest) -> str:
+    """An untrained model (seed 0, width 1) evaluated through the runner's smoke loaders gives a
+    finite primary metric whose error is in [0, 1] (higher-is-better, bounded) or >= 0 (otherwise)."""
+    from dendrobench.runner import make_loaders, seed_everything
+
+    data, budget = t.data(), t.smoke_budget()
+    ev = t.task.evaluator
+    seed_everything(0)
+    model = t.build(data, 1.0)
+    try:
+        loaders = make_loaders(t.task, data, budget, 0)
+        values = t.task.evaluate(model, loaders.val, torch.device("cpu"))
+    except Exception as exc:  # noqa: BLE001
+        raise t.fail("evaluate(untrained model, val)", exc) from None
+    if not isinstance(values, Mapping) or ev.name not in values:
+        raise CheckFailed(f"evaluate() returned {values!r}; it must be a dict holding {ev.name!r}")
+    value = float(values[ev.name])
+    if not math.isfinite(value):
+        raise CheckFailed(f"{ev.name} of an untrained model is {value}; it must be finite")
+    err = ev.error(value)
+    if ev.higher_is_better and not 0.0 <= err <= 1.0:
+        raise CheckFailed(f"{ev.name} = {value:.4g} gives error {err:.4g}, outside [0, 1] for a bounded score")
+    if not ev.higher_is_better and err < 0:
+        raise CheckFailed(f"{ev.name} = {value:.4g} gives a negative error {err:.4g}")
+    return f"untrained model: val {ev.name} = {value:.4g}, error {err:.4g}"
+
+
+def check_trains_on_smoke(t: _TaskUnderTest) -> str:
+    """The smoke budget's steps (at most 200) through the runner's own pieces (loaders, optimizer,
+    schedule, train step) on CPU: every loss finite and some parameter changes. The loss on one fixed
+    training batch (train mode, same RNG state) is compared before and after; if it did not fall the
+    check passes with a warning, since a few steps prove the wiring, not learning."""
+    from dendrobench.dendrites.base import DendriteEngine, EngineContext
+    from dendrobench.runner import cycle_batches, lr_factor, make_loaders, optimizer_factory, seed_everything
+
+    data, budget = t.data(), t.smoke_budget()
+    task = t.task
+    seed_everything(0)
+    model = t.build(data, 1.0)
+    engine = DendriteEngine()
+
+    def loss_fn(m: torch.nn.Module, batch: Any) -> torch.Tensor:
+        return task.loss(m(*task.inputs(batch)), batch)
+
+    def probe_loss(m: torch.nn.Module, batch: Any) -> float:
+        with torch.random.fork_rng(), torch.no_grad():
+            torch.manual_seed(1)
+            m.train()
+            return float(loss_fn(m, batch))
+
+    with tempfile.TemporaryDirectory(prefix="dendrobench-check-") as workdir:
+        try:
+            loaders = make_loaders(task, data, budget, 0)
+            ctx = EngineContext(epochs=budget.epochs, steps_per_epoch=loaders.steps_per_epoch,
+                                higher_is_better=task.evaluator.higher_is_better, seed=0,
+                                device=torch.device("cpu"), workdir=Path(workdir))
+            model = engine.wrap(model, ctx)
+            build = optimizer_factory(budget)
+            optimizer = engine.make_optimizer(model, build)
+            total = min(ctx.total_steps, MAX_TRAIN_STEPS)
+            probe = next(iter(loaders.train()))
+            before_params = [p.detach().clone() for p in model.parameters()]
+            if not before_params:
+                raise CheckFailed("the model has no parameters")
+            before = probe_loss(model, probe)
+            batches = cycle_batches(loaders.train)
+            losses = []
+            for step in range(total):
+                for group in optimizer.param_groups:
+                    group["lr"] = budget.lr * lr_factor(budget, step, ctx.total_steps)
+                loss = engine.train_step(model, next(batches), loss_fn, optimizer, ctx, budget.grad_clip)
+                if not math.isfinite(loss):
+                    raise CheckFailed(f"non-finite training loss {loss} at step {step + 1} of {total}")
+                losses.append(loss)
+            after = probe_loss(model, probe)
+        except CheckFailed:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise t.fail("smoke training", exc) from None
+    changed = sum(not torch.equal(a, b.detach()) for a, b in zip(before_params, model.parameters()))
+    if changed == 0:
+        raise CheckFailed(f"no parameter changed in {total} optimizer steps; is the loss connected to the model?")
+    if not math.isfinite(after):
+        raise CheckFailed(f"loss on a fixed training batch became {after} after {total} steps")
+    frozen = len(before_params) - changed
+    note = f"; {frozen} of {len(before_params)} parameter tensors never changed" if frozen else ""
+    summary = f"{total} steps, losses finite; fixed-batch loss {before:.4g} -> {after:.4g}{note}"
+    if not after < before:
+        raise _Warn(f"{summary}: it did not fall (the wiring works; look at lr and smoke steps)")
+    return summary
+
+
+def check_width_multiplier(t: _TaskUnderTest) -> str:
+    """``build_model(data, width)`` has strictly more parameters at width 0.5 < 1 < 2: the wide
+    (capacity-matched) and compressed arms depend on it."""
+    from dendrobench.cost import count_params
+
+    data = t.data()
+    t.smoke_budget()
+    counts = [count_params(t.build(data, w)) for w in WIDTHS]
+    shown = ", ".join(f"width {w}: {c:,}" for w, c in zip(WIDTHS, counts))
+    if not counts[0] < counts[1] < counts[2]:
+        raise CheckFailed(f"parameter count does not grow with width ({shown}); scale hidden sizes by width")
+    return shown
+
+
+CHECKS: dict[str, Callable[[_TaskUnderTest], str]] = {
+    "metadata": check_metadata,
+    "metric": check_metric,
+    "budgets": check_budgets,
+    "offline_no_network": check_offline_no_network,
+    "split_determinism": check_split_determinism,
+    "splits_disjoint": check_splits_disjoint,
+    "metric_range": check_metric_range,
+    "trains_on_smoke": check_trains_on_smoke,
+    "width_multiplier": check_width_multiplier,
+}
+
+
+@dataclass
+class TaskCheck:
+    """One named contract check bound to a task. Calling it raises :class:`CheckFailed` with the
+    reason when the contract is broken (for pytest); ``run()`` never raises and returns a result."""
+
+    name: str
+    task_label: str
+    _fn: Callable[[_TaskUnderTest], str] = field(repr=False)
+    _state: _TaskUnderTest = field(repr=False)
+
+    def __str__(self) -> str:  # pytest ids: parametrize(..., ids=str)
+        return self.name
+
+    @property
+    def doc(self) -> str:
+        return " ".join((self._fn.__doc__ or "").split())
+
+    def run(self) -> CheckResult:
+        t0 = time.perf_counter()
+        status, reason = "pass", ""
+        try:
+            reason = self._fn(self._state)
+        except _Warn as w:
+            status, reason = "warn", str(w)
+        except CheckFailed as exc:
+            status, reason = "fail", str(exc)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin bug is a failed check, never a traceback
+            status, reason = "fail", f"task {self.task_label!r}: {_describe_exc(exc)}{_plugin_line(exc)}"
+        return CheckResult(self.name, status, reason, round(time.perf_counter() - t0, 3))
+
+    def __call__(self) -> CheckResult:
+        result = self.run()
+        if result.status == "fail":
+            raise CheckFailed(f"{self.name}: {result.reason}")
+        if result.status == "warn":
+            import warnings
+
+            warnings.warn(f"{self.task_label} {self.name}: {result.reason}", stacklevel=2)
+        return result
+
+
+def resolve_task(name_or_task: str | Task | type[Task]) -> tuple[Task, str]:
+    """A task instance and the label to report it by, from a registered name, an import path
+    (``pkg.mod:Class``), a Task subclass or an instance. Unknown names raise ConfigError."""
+    if isinstance(name_or_task, Task):
+        return name_or_task, getattr(name_or_task, "name", type(name_or_task).__name__)
+    if isinstance(name_or_task, type) and issubclass(name_or_task, Task):
+        return name_or_task(), getattr(name_or_task, "name", name_or_task.__name__)
+    if isinstance(name_or_task, str):
+        from dendrobench.registry import get_task
+
+        return get_task(name_or_task), name_or_task
+    raise TypeError(f"expected a task name, a Task subclass or instance, got {type(name_or_task).__name__}")
+
+
+def task_checks(name_or_task: str | Task | type[Task], only: Sequence[str] | None = None, seed: int = 0) -> Iterator[TaskCheck]:
+    """Yield the contract checks for a task, each a callable named after its contract clause.
+
+    The checks share one lazily loaded copy of the offline data. ``only`` restricts them by name."""
+    task, label = resolve_task(name_or_task)
+    wanted = list(only) if only else list(CHECKS)
+    unknown = [n for n in wanted if n not in CHECKS]
+    if unknown:
+        from dendrobench.errors import unknown_choice
+
+        raise unknown_choice("check", unknown[0], CHECKS)
+    state = _TaskUnderTest(task, label, seed)
+    for name in wanted:
+        yield TaskCheck(name, label, CHECKS[name], state)
+
+
+def check_task(name_or_task: str | Task | type[Task], only: Sequence[str] | None = None) -> list[CheckResult]:
+    """Run every check and return the results (never raises for a broken plugin)."""
+    return [check.run() for check in task_checks(name_or_task, only)]
+
+
+# -- command line -----------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Run the task plugin contract checks on a task "
+                                "(registered name or import path pkg.module:Class).")
+    p.add_argument("name", nargs="?", help="task name (dendrobench list) or import path")
+    p.add_argument("--only", default=None, help=f"comma-separated checks to run; all: {', '.join(CHECKS)}")
+    p.add_argument("--list", action="store_true", help="list the checks with what each verifies")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``dendrobench check-task NAME``: 0 all pass, 1 any fail (including a plugin that cannot be
+    loaded or instantiated), 2 unknown task or bad arguments."""
+    args = _parser().parse_args(argv)
+    if args.list:
+        for name, fn in CHECKS.items():
+            print(f"{name:20s} {' '.join((fn.__doc__ or '').split())}")
+        return 0
+    if not args.name:
+        print(f"{PROG}: error: give a task name; valid tasks: {', '.join(_task_names()) or '(none registered)'}",
+              file=sys.stderr)
+        return 2
+    only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
+    if only:
+        bad = [c for c in only if c not in CHECKS]
+        if bad:
+            print(f"{PROG}: error: unknown check {bad[0]!r}; valid checks: {', '.join(CHECKS)}", file=sys.stderr)
+            return 2
+    from dendrobench.registry import PluginLoadError, plugins
+
+    t0 = time.perf_counter()
+    try:
+        checks = list(task_checks(args.name, only))
+    except PluginLoadError as exc:
+        if args.name not in plugins("task"):  # an import path that does not import: a typo, most likely
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 2
+        return _report_broken(args.name, f"the plugin failed to load: {exc}")
+    except UserError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the task's constructor raised
+        return _report_broken(args.name, f"task {args.name!r}: creating the task raised {_describe_exc(exc)}{_plugin_line(exc)}")
+    task = checks[0]._state.task if checks else None
+    print(f"{PROG} {args.name}: {type(task).__module__}.{type(task).__qualname__}"
+          f" (modality {getattr(task, 'modality', '?')}, metric {getattr(task, 'metric', '?')})")
+    results = []
+    for check in checks:
+        result = check.run()
+        results.append(result)
+        _print_result(result)
+    return _summary(args.name, results, time.perf_counter() - t0)
+
+
+def _task_names() -> list[str]:
+    from dendrobench.registry import task_names
+
+    return task_names()
+
+
+def _print_result(result: CheckResult) -> None:
+    print(f"  {result.status.upper():4s}  {result.name:20s} {result.reason}  [{result.seconds:.1f} s]", flush=True)
+
+
+def _summary(label: str, results: list[CheckResult], seconds: float) -> int:
+    failed = [r for r in results if r.status == "fail"]
+    warned = [r for r in results if r.status == "warn"]
+    passed = len(results) - len(failed)
+    extra = f" ({len(warned)} with a warning)" if warned else ""
+    verdict = "FAILED" if failed else "OK"
+    names = f": {', '.join(r.name for r in failed)}" if failed else ""
+    print(f"{label}: {verdict}: {passed} passed{extra}, {len(failed)} failed{names} in {seconds:.1f} s")
+    return 1 if failed else 0
+
+
+def _report_broken(label: str, reason: str) -> int:
+    result = CheckResult("loads", "fail", reason)
+    print(f"{PROG} {label}:")
+    _print_result(result)
+    return _summary(label, [result], 0.0)
