@@ -95,13 +95,17 @@ def _offline_forced() -> bool:
 
 
 def german_credit_path() -> Path:
-    """``GermanCredit.csv.gz`` inside the installed ``dmba`` package."""
-    from importlib.resources import files
+    """``GermanCredit.csv.gz`` inside the installed ``dmba`` package.
 
-    try:
-        path = Path(str(files("dmba").joinpath(*GERMAN_FILE)))
-    except ModuleNotFoundError:
-        raise UserError("the offline credit-default data needs the package dmba: pip install dmba") from None
+    Found with ``importlib.util.find_spec``, which locates the package without importing it:
+    importing ``dmba`` pulls in matplotlib and prints a "no display found" line.
+    """
+    from importlib.util import find_spec
+
+    spec = find_spec("dmba")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the offline credit-default data needs the package dmba: pip install dmba")
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*GERMAN_FILE)
     if not path.is_file():
         raise DataUnavailableError(f"dmba is installed but {path} is missing; reinstall it: "
                                    "pip install --force-reinstall dmba")
