@@ -408,7 +408,8 @@ def load_moleculenet_bbbp(root: Path | None = None) -> tuple[MoleculeGraphs, dic
         import pandas as pd
         from torch_geometric.datasets import MoleculeNet
 
-        rows = len(pd.read_csv(raw))
+        raw_smiles = pd.read_csv(raw)["smiles"].astype(str).tolist()
+        rows = len(raw_smiles)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # MoleculeNet warns once per skipped molecule
@@ -418,16 +419,16 @@ def load_moleculenet_bbbp(root: Path | None = None) -> tuple[MoleculeGraphs, dic
             raise DataUnavailableError(f"could not process {raw} ({type(exc).__name__}: {exc}); "
                                        f"delete it and download {BBBP_URL} again") from exc
         graphs, smiles, scaffolds = [], [], []
-        dropped: list[str] = []
         for data in ds:
             got = featurise(data.smiles)  # the scaffold, and the same validity rule as offline
             if got is None:
-                dropped.append(data.smiles)
                 continue
             graphs.append((data, float(data.y.view(-1)[0])))
             smiles.append(data.smiles)
             scaffolds.append(got[1])
         data = MoleculeGraphs.from_graphs(graphs, smiles, scaffolds)
+        kept = set(smiles)
+        dropped = [s for s in raw_smiles if s not in kept]  # MoleculeNet skips them silently
         info = {"rows": rows, "molecules": len(data), "invalid_smiles_dropped": rows - len(data),
                 "invalid_smiles_examples": dropped[:5]}
         return data, info

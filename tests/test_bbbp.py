@@ -1,0 +1,282 @@
+"""The bbbp task: scaffold split, featurisation, both data sources (offline, no network) and the GIN."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from dendrobench.baselines.gin import GIN, GINConfig, build_gin
+from dendrobench.tasks import bbbp
+from dendrobench.tasks.bbbp import BBBPTask, featurise_all, scaffold_split
+
+from dendrobench.errors import DataUnavailableError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "BBBP.csv"  # 53 real rows of MoleculeNet's BBBP.csv
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These models are tiny: a second intra-op thread gains nothing, and on a shared 2-core machine
+    OpenMP's spin-waiting then makes a step 10-100x slower whenever the other core is busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("dendrobench-cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(cache, monkeypatch):
+    """Every test writes its graph cache under a temp folder, never the user's ~/.cache."""
+    monkeypatch.setenv("DENDROBENCH_CACHE", str(cache))
+    monkeypatch.setenv("DENDROBENCH_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def b3db(cache):
+    """B3DB featurised once for the module (about 10 s); later loads come from the cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DENDROBENCH_CACHE", str(cache))
+        return BBBPTask().load_data("offline", seed=0)
+
+
+def online_root(tmp_path: Path) -> Path:
+    """A MoleculeNet root laid out as PyG expects (<root>/bbbp/raw/BBBP.csv), so it never downloads."""
+    raw = tmp_path / "moleculenet" / "bbbp" / "raw"
+    raw.mkdir(parents=True)
+    shutil.copy(FIXTURE, raw / "BBBP.csv")
+    return tmp_path / "moleculenet"
+
+
+# -- scaffold split -------------------------------------------------------------------------------
+def test_scaffold_split_by_hand():
+    # sets a x4, b x3, c x2, d x1 (10 molecules; cut-offs 8 and 9): a and b fill train to 7; c would
+    # take train to 9 > 8, so it goes to valid (7 + 2 <= 9); d still fits train (8 <= 8).
+    scaffolds = ["a", "b", "a", "c", "b", "a", "d", "c", "b", "a"]
+    train, valid, test = scaffold_split(scaffolds)
+    assert train == [0, 1, 2, 4, 5, 6, 8, 9]
+    assert valid == [3, 7]
+    assert test == []
+    assert scaffold_split(scaffolds) == (train, valid, test)
+
+
+def test_scaffold_split_ties_are_deterministic():
+    scaffolds = ["x", "y", "z", "w"] * 5  # four sets of five: ties broken by first index, later first
+    train, valid, test = scaffold_split(scaffolds)
+    assert sorted(train + valid + test) == list(range(20))
+    assert {scaffolds[i] for i in test} == {"x"}  # the set that comes first goes last
+    assert scaffold_split(list(scaffolds)) == (train, valid, test)
+
+
+def test_scaffold_split_on_b3db(b3db):
+    graphs = b3db.train.dataset
+    parts = [b3db.train.indices, b3db.val.indices, b3db.test.indices]
+    n = len(graphs)
+    assert sum(len(p) for p in parts) == n and len(set().union(*map(set, parts))) == n
+    scaffold_sets = [{graphs.scaffolds[i] for i in p} for p in parts]
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not scaffold_sets[a] & scaffold_sets[b], "a scaffold is in two splits"
+    sizes = [len(p) / n for p in parts]
+    assert sizes[0] == pytest.approx(0.8, abs=0.01)
+    assert sizes[1] == pytest.approx(0.1, abs=0.01)
+    assert sizes[2] == pytest.approx(0.1, abs=0.01)
+    # the largest scaffold sets go to train
+    counts: dict[str, int] = {}
+    for s in graphs.scaffolds:
+        counts[s] = counts.get(s, 0) + 1
+    largest = sorted(counts, key=counts.get, reverse=True)[:10]
+    assert set(largest) <= scaffold_sets[0]
+    # the split does not depend on the seed (OGB's scaffold split is fixed); only init/order do
+    again = BBBPTask().load_data("offline", seed=7)
+    assert [again.train.indices, again.val.indices, again.test.indices] == parts
+
+
+# -- featurisation --------------------------------------------------------------------------------
+def test_invalid_smiles_are_dropped_and_counted():
+    rows = [("CCO", 1.0), ("not_a_smiles", 0.0), ("", 1.0), ("C1CC", 0.0), ("c1ccccc1O", 0.0),
+            ("OC(=O)[C+](O)(c1ccccc1)c1ccccc1", 1.0), (None, 1.0)]
+    graphs, info = featurise_all(rows)
+    assert info["rows"] == 7
+    assert info["invalid_smiles_dropped"] == 5
+    assert info["molecules"] == len(graphs) == 2
+    assert graphs.smiles == ["CCO", "c1ccccc1O"]
+    assert graphs.y.tolist() == [1.0, 0.0]
+    assert graphs[1].x.shape == (7, 9) and graphs[1].edge_attr.shape[1] == 3
+
+
+def test_featurisation_matches_from_smiles():
+    from torch_geometric.utils import from_smiles
+
+    graphs, _ = featurise_all([("CC(=O)Nc1ccc(O)cc1", 1.0)])
+    ref = from_smiles("CC(=O)Nc1ccc(O)cc1")
+    assert torch.equal(graphs[0].x, ref.x)
+    assert torch.equal(graphs[0].edge_index, ref.edge_index)
+    assert torch.equal(graphs[0].edge_attr, ref.edge_attr)
+
+
+# -- offline data: B3DB ---------------------------------------------------------------------------
+def test_b3db_offline(b3db, cache):
+    assert b3db.dataset == "b3db" and b3db.source == "offline"
+    assert b3db.info["rows"] == 7807
+    assert b3db.info["molecules"] + b3db.info["invalid_smiles_dropped"] == 7807
+    assert b3db.info["invalid_smiles_dropped"] >= 1
+    y = b3db.train.dataset.y
+    assert set(y.unique().tolist()) == {0.0, 1.0}
+    assert int(y.sum()) == b3db.info["positives"]
+    files = list((cache / "graphs").glob("b3db-*.pt"))
+    assert len(files) == 1 and not list((cache / "graphs").glob("*.tmp"))
+
+
+def test_b3db_cache_reload_is_identical(b3db, monkeypatch):
+    monkeypatch.setattr(bbbp, "_MEMO", {})  # force the disk cache
+    again = BBBPTask().load_data("offline", seed=0)
+    a, b = b3db.train.dataset, again.train.dataset
+    assert a is not b
+    for name in ("x", "edge_index", "edge_attr", "y", "node_ptr", "edge_ptr"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert a.smiles == b.smiles and a.scaffolds == b.scaffolds
+    assert again.info == b3db.info
+
+
+def test_corrupt_graph_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("DENDROBENCH_CACHE", str(tmp_path / "c"))
+    monkeypatch.setattr(bbbp, "_MEMO", {})
+    root = online_root(tmp_path)
+    first = BBBPTask().load_data("online", 0, root=root)
+    (cached,) = (tmp_path / "c" / "graphs").glob("bbbp-*.pt")
+    cached.write_bytes(b"not a torch file")
+    monkeypatch.setattr(bbbp, "_MEMO", {})
+    with pytest.warns(UserWarning, match="unreadable cache"):
+        again = BBBPTask().load_data("online", 0, root=root)
+    assert again.info == first.info
+
+
+# -- online data: MoleculeNet BBBP (from a fixture in the real file format) ------------------------
+def test_moleculenet_bbbp_from_fixture(tmp_path):
+    data = BBBPTask().load_data("online", seed=0, root=online_root(tmp_path))
+    assert data.dataset == "bbbp" and data.source == "online"
+    assert data.info["rows"] == 53
+    assert data.info["invalid_smiles_dropped"] == 2  # two real BBBP SMILES RDKit rejects
+    assert data.info["molecules"] == 51
+    assert len(data.train) + len(data.val) + len(data.test) == 51
+    g = data.train[0]
+    assert g.x.dtype == torch.long and g.x.shape[1] == 9 and g.edge_attr.shape[1] == 3
+    assert g.y.shape == (1,)
+
+
+def test_missing_online_data_says_what_and_where(tmp_path):
+    root = tmp_path / "empty"
+    with pytest.raises(DataUnavailableError) as err:
+        BBBPTask().load_data("online", seed=0, root=root)
+    message = str(err.value)
+    assert str(root / "bbbp" / "raw" / "BBBP.csv") in message
+    assert bbbp.BBBP_URL in message
+
+
+def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("DENDROBENCH_OFFLINE")
+
+    def no_network(url, dest, timeout=0.0):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(bbbp, "_download", no_network)
+    with pytest.raises(DataUnavailableError, match="download failed.*Network is unreachable"):
+        BBBPTask().load_data("online", seed=0, root=tmp_path)
+    assert not (tmp_path / "bbbp" / "raw" / "BBBP.csv").exists()
+
+
+@pytest.mark.parametrize("content", [
+    "num,name,p_np,smiles\n1,Propanolol,1,[Cl].CC(C)NCC(O)COc1cccc2ccccc12\n2,Terbutylchlor",  # cut short
+    "<html><body>Access denied</body></html>\n",  # an error page saved as the CSV
+    "",  # empty
+])
+def test_corrupt_online_file_names_the_file(tmp_path, content):
+    raw = tmp_path / "bbbp" / "raw" / "BBBP.csv"
+    raw.parent.mkdir(parents=True)
+    raw.write_text(content)
+    with pytest.raises(DataUnavailableError, match=str(raw)):
+        BBBPTask().load_data("online", seed=0, root=tmp_path)
+
+
+# -- the model ------------------------------------------------------------------------------------
+def small_batch(task: BBBPTask, data, n: int = 8):
+    loader = task.dataloader(torch.utils.data.Subset(data.train, range(n)), n, False, None)
+    return next(iter(loader))
+
+
+def test_gin_forward_shapes_and_width(tmp_path):
+    task = BBBPTask()
+    data = task.load_data("online", 0, root=online_root(tmp_path))
+    batch = small_batch(task, data)
+    model = task.build_model(data)
+    out = model(*task.inputs(batch))
+    assert out.shape == (8,) and out.dtype == torch.float32
+    assert task.targets(batch).shape == (8,) and task.batch_size(batch) == 8
+    assert task.loss(out, batch).ndim == 0
+    params = [sum(p.numel() for p in task.build_model(data, w).parameters()) for w in (0.5, 1.0, 2.0)]
+    assert params[0] < params[1] < params[2]
+    assert build_gin(GINConfig(hidden=10, num_layers=2), 0.01).hidden == 1
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert type(linears[0]) is torch.nn.Linear and len(linears) == 2 * 3 + 1  # convertible by the engines
+
+
+def test_gin_virtual_node_deepcopy_and_script(tmp_path):
+    task = BBBPTask()
+    data = task.load_data("online", 0, root=online_root(tmp_path))
+    batch = small_batch(task, data)
+    inputs = task.inputs(batch)
+    for vn in (False, True):
+        torch.manual_seed(0)
+        model = GIN(hidden=16, num_layers=3, virtual_node=vn).eval()
+        ref = model(*inputs)
+        assert torch.allclose(copy.deepcopy(model)(*inputs), ref)
+        scripted = torch.jit.script(model)
+        assert torch.allclose(scripted(*inputs), ref, atol=1e-6)
+
+
+def test_a_few_training_steps_reduce_the_loss(tmp_path):
+    torch.manual_seed(0)
+    task = BBBPTask(GINConfig(hidden=32, num_layers=2, dropout=0.0))
+    data = task.load_data("online", 0, root=online_root(tmp_path))
+    batch = small_batch(task, data, n=32)
+    model = task.build_model(data)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss = task.loss(model(*task.inputs(batch)), batch)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_dataloader_order_follows_the_generator(tmp_path):
+    task = BBBPTask()
+    data = task.load_data("online", 0, root=online_root(tmp_path))
+
+    def order(seed: int) -> list[float]:
+        loader = task.dataloader(data.train, 8, True, torch.Generator().manual_seed(seed))
+        return torch.cat([b.x[:, 0].float().sum().view(1) for b in loader]).tolist()
+
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+
+
+def test_budgets_and_description():
+    task = BBBPTask()
+    assert set(task.budgets) == {"smoke", "quick", "standard", "full"}
+    for budget in task.budgets.values():
+        budget.validate()
+    assert task.metric == "roc_auc" and task.modality == "graph"
+    assert set(task.datasets) == {"offline", "online"}
+    task.configure("standard")
+    assert task.model_config == bbbp.PAPER_GIN
