@@ -310,6 +310,7 @@ class Suite:
         self.run = run
         self.echo = echo
         self.task = get_task(run.task)
+        self.task.configure(run.budget)
         self.budget = self.task.budget(run.budget).with_overrides(dict(run.budget_overrides))
         self.budget.validate()
         self.engine_cls = get_engine_class(run.engine)

@@ -105,6 +105,10 @@ class Task:
     budgets: ClassVar[dict[str, Budget]]
     version: ClassVar[str] = "1"  # bump when data or model change results; part of the record hash
 
+    def configure(self, budget: str) -> None:
+        """Called once with the budget's name before any data or model: a task whose published
+        setup uses a bigger model at ``standard`` / ``full`` picks it here. Every arm sees the same."""
+
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:
         """Deterministic splits for ``seed``. ``offline`` never touches the network."""
@@ -160,6 +164,16 @@ class Task:
             return self.budgets[name]
         except KeyError:
             raise unknown_choice("budget", name, self.budgets) from None
+
+
+def cache_dir(*parts: str) -> Path:
+    """dendrobench's cache folder (``$DENDROBENCH_CACHE`` or ``~/.cache/dendrobench``), for tasks'
+    downloads and derived files, so nothing lands in the user's working directory."""
+    import os
+
+    env = os.environ.get("DENDROBENCH_CACHE")
+    base = Path(env).expanduser() if env else Path.home() / ".cache" / "dendrobench"
+    return base.joinpath(*parts)
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
