@@ -1,0 +1,1 @@
+"""Test-only third-party dendrobench plugin (see tests/test_third_party_plugin.py)."""
