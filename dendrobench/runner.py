@@ -297,6 +297,13 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
                             "final": engine.dendrite_count(model)}
         record.extra.update({"selected_epoch": best_epoch, "width": spec.width, "target_params": spec.target_params,
                              "params_selected": engine.inference_params(best_model)})
+        if spec.engine is not None:  # dendritic arms: does the selected model still export (issue 6)?
+            try:
+                from dendrobench.export import export_check
+
+                record.extra["export"] = export_check(best_model, task.inputs(sample), workdir / "export")
+            except Exception as exc:  # noqa: BLE001 - export is reported, never fatal to the run
+                record.extra["export"] = {"torchscript": f"failed: {exc}", "onnx": "not tried", "max_abs_diff": None}
         return record
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
