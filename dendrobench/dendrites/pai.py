@@ -180,7 +180,7 @@ class PerforatedAIDendrites(DendriteEngine):
         if set(self.layers) != set(everything):
             self.G.pc.set_modules_to_perforate([])
             self.G.pc.set_module_names_to_perforate(["." + n for n in self.layers])
-        with inside(self.workdir), no_exit("perforate_model"):
+        with inside(self.workdir), no_exit("perforate_model"), contextlib.redirect_stdout(io.StringIO()):
             model = self.U.perforate_model(model, save_name=SAVE_NAME, making_graphs=False,
                                            maximizing_score=ctx.higher_is_better)
         if cfg.output_dimensions is None:
