@@ -5,7 +5,7 @@ Data
     PyPI package ``qc-b3db`` (``B3DB/B3DB_classification.tsv``, 7,807 molecules, ``BBB+``/``BBB-``).
     It is real blood-brain-barrier data but not MoleculeNet's BBBP file, so records say
     ``dataset: b3db``.
-  * ``online``: MoleculeNet BBBP (2,050 rows) through ``torch_geometric.datasets.MoleculeNet``,
+  * ``online``: MoleculeNet BBBP (2,050 rows, 2,039 valid in Hu et al.) through ``torch_geometric.datasets.MoleculeNet``,
     downloaded once into ``<root>/bbbp/raw/BBBP.csv`` (``root`` defaults to
     ``$DENDROBENCH_CACHE/moleculenet``, i.e. ``~/.cache/dendrobench/moleculenet``).
 
@@ -454,7 +454,8 @@ class BBBPTask(Task):
     datasets = {
         "offline": "B3DB classification (qc-b3db on PyPI, CC0): 7,807 molecules with BBB+/BBB- labels; "
                    "real BBB data, not MoleculeNet's BBBP file (records say dataset=b3db)",
-        "online": f"MoleculeNet BBBP (2,050 molecules) via torch_geometric.datasets.MoleculeNet ({BBBP_URL})",
+        "online": f"MoleculeNet BBBP (2,050 rows; the ~11 SMILES RDKit rejects are dropped and counted) via "
+                  f"torch_geometric.datasets.MoleculeNet ({BBBP_URL})",
     }
     budgets = {
         # seconds: a fixed 384-molecule training subset (12 steps an epoch), for tests and the
