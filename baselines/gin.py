@@ -18,10 +18,11 @@ Why the details matter here:
 * ``width`` scales the hidden size (``max(1, round(hidden * width))``) for the capacity-matched
   ``wide`` and the ``compressed`` arms.
 
-Export (checked with torch 2.15 / PyG 2.8): the model deep-copies, and ``torch.jit.script`` works
-and handles any batch. ``torch.jit.trace`` and ``torch.onnx.export`` work, but they freeze the number
-of graphs in the batch (``global_mean_pool`` reads ``batch.max() + 1`` as a Python int while
-tracing): an exported model gives the same outputs on batches with the same number of graphs.
+Export (checked with torch 2.15 / PyG 2.8, with and without the virtual node): the model deep-copies,
+and ``torch.jit.script`` works and gives the same outputs on any batch. ``torch.jit.trace`` works but
+freezes the number of graphs in the batch (``global_mean_pool`` reads ``batch.max() + 1`` as a Python
+int while tracing), so a traced model matches only on batches with that many graphs;
+``torch.onnx.export`` (TorchScript exporter) runs, with the same caveat.
 """
 
 from __future__ import annotations
