@@ -404,14 +404,17 @@ def check_splits_disjoint(t: _TaskUnderTest) -> str:
     empty = [s for s, d in digests.items() if not d]
     if empty:
         raise CheckFailed(f"empty split(s): {', '.join(empty)}")
-    index = {s: {d: i for i, d in enumerate(reversed(v))} for s, v in digests.items()}
+    first: dict[str, dict[bytes, int]] = {}
+    for split, values in digests.items():
+        first[split] = {}
+        for i, d in enumerate(values):
+            first[split].setdefault(d, i)
     problems = []
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
-        shared = set(index[a]) & set(index[b])
+        shared = set(first[a]) & set(first[b])
         if shared:
-            d = next(iter(shared))
-            ia, ib = len(digests[a]) - 1 - index[a][d], len(digests[b]) - 1 - index[b][d]
-            problems.append(f"{len(shared)} example(s) of {b} also in {a} (e.g. {b}[{ib}] == {a}[{ia}])")
+            d = min(shared, key=first[b].__getitem__)  # the earliest in b: a stable, reproducible example
+            problems.append(f"{len(shared)} example(s) of {b} also in {a} (e.g. {b}[{first[b][d]}] == {a}[{first[a][d]}])")
     if problems:
         raise CheckFailed("; ".join(problems))
     return "no example shared between train, val and test"
