@@ -1,0 +1,611 @@
+"""``dendrobench leaderboard RESULTS_DIR... --out SITE_DIR``: records in, a static site out.
+
+Writes ``index.html`` (a row per task / dataset / data source / engine / budget), ``tasks/*.html``
+(a page per task), ``leaderboard.md`` and ``leaderboard.csv``. Every number on every output comes
+from one :class:`IndexRow` so the four outputs cannot disagree. The site is self-contained (inline
+CSS, JS and SVG; no fonts, scripts or images fetched) so it opens from ``file://`` and can be
+published as it is. Templates are Jinja2 with autoescaping on for every template: strings from
+records and plugins are text, never markup, including inside the page's JSON data block.
+
+Public entry points for the CLI: :func:`main`, :func:`format_task_row`, :func:`site_command`;
+:func:`build_site` for programs and tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
+import shlex
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from dendrobench import stats
+from dendrobench.errors import UserError
+from dendrobench.results import iter_records
+
+from . import svg
+
+PROG = "dendrobench leaderboard"
+DEFAULT_OUT = "dendrobench-site"
+HERE = Path(__file__).parent
+MAX_CURVE_SEEDS = 20  # thin per-seed lines per arm; the mean line always uses every seed
+
+
+# -- input ------------------------------------------------------------------------------------
+def load_records(results_dirs: Sequence[Path | str],
+                 warn: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
+    """Every valid record under the given folders, and (file, reason) for every file skipped.
+
+    A missing folder, or folders with no usable record at all, is a :class:`UserError` (the CLI
+    prints it in one line, exit code 2); bad files among good ones are only warned about.
+    """
+    if not results_dirs:
+        raise UserError("no results directory given")
+    missing = [str(d) for d in results_dirs if not Path(d).is_dir()]
+    if missing:
+        raise UserError(f"results directory not found: {', '.join(missing)}")
+    records: list[dict[str, Any]] = []
+    problems: list[tuple[Path, str]] = []
+    for d in results_dirs:
+        records.extend(iter_records(Path(d), problems))
+    for path, why in problems:
+        (warn or _stderr)(f"warning: skipping {path}: {why}")
+    if not records:
+        where = ", ".join(str(d) for d in results_dirs)
+        detail = f" ({len(problems)} file(s) skipped as unusable, see the warnings above)" if problems else ""
+        raise UserError(f"no usable run records in {where}{detail}; run `dendrobench task=NAME` first")
+    return records, problems
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def load_claims(path: Path | None = None) -> list[dict[str, Any]]:
+    """Published claims and reference numbers (``baselines/reference.yaml``, package data)."""
+    if path is None:
+        text = resources.files("dendrobench.baselines").joinpath("reference.yaml").read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    data = yaml.safe_load(text) or {}
+    return [c for c in data.get("claims", []) if isinstance(c, dict)]
+
+
+def claims_for(task: str, claims: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for c in claims if c.get("task") == task]
+
+
+def claim_text(claim: dict[str, Any]) -> str:
+    """The short form shown in a table cell; conditions go in the tooltip and on the task page."""
+    who = str(claim.get("who") or "").split("(")[0].strip()
+    flag = "" if claim.get("same_dataset", True) else " [different dataset]"
+    return f"{claim.get('claim', '')}{flag} ({who})" if who else f"{claim.get('claim', '')}{flag}"
+
+
+# -- formatting -------------------------------------------------------------------------------
+def fmt_value(v: float | None) -> str:
+    """A metric value: 3 decimals for [0, 1] metrics, fewer for perplexities."""
+    if v is None or not math.isfinite(v):
+        return "–"
+    a = abs(v)
+    return f"{v:.1f}" if a >= 100 else f"{v:.2f}" if a >= 10 else f"{v:.3f}"
+
+
+def fmt_interval(iv: stats.Interval) -> str:
+    if iv.mean is None:
+        return "–"
+    if iv.n < 2 or iv.half_width is None:
+        return fmt_value(iv.mean)
+    return f"{fmt_value(iv.mean)} ± {fmt_value(iv.half_width)}"
+
+
+def fmt_pct(v: float | None, signed: bool = True) -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    return f"{v * 100:+.1f} %" if signed else f"{v * 100:.0f} %"
+
+
+def fmt_rer(iv: stats.Interval) -> str:
+    if iv.mean is None:
+        return "–"
+    if iv.n < 2 or iv.low is None or iv.high is None:
+        return fmt_pct(iv.mean)
+    return f"{fmt_pct(iv.mean)} [{iv.low * 100:+.1f}, {iv.high * 100:+.1f}]"
+
+
+def fmt_ratio(v: float | None) -> str:
+    return "–" if v is None or not math.isfinite(v) else f"×{v:.2f}"
+
+
+def fmt_count(v: float | None) -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.2f}{unit}"
+    return f"{v:.0f}"
+
+
+def verdict_text(c: stats.Comparison) -> str:
+    if c.verdict == "anecdotal":
+        return f"anecdotal ({c.rer.n} seed{'s' if c.rer.n != 1 else ''})"
+    if c.verdict in ("better", "worse"):
+        return f"{c.verdict} (significant)"
+    return c.verdict
+
+
+def slug(task: str) -> str:
+    """A file name for a task page: readable, safe on every filesystem, unique per task name."""
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in task)[:40].strip("_")
+    return f"{safe or 'task'}-{hashlib.sha1(task.encode()).hexdigest()[:8]}"
+
+
+# -- one row, four outputs --------------------------------------------------------------------
+@dataclass
+class Cell:
+    """What a table cell shows (``text``), what it sorts by (``sort``) and a tooltip."""
+
+    text: str
+    sort: float | str | None = None
+    title: str = ""
+    cls: str = ""
+
+
+# (id, header, tooltip) - the index columns, shared by the HTML and Markdown tables
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("task", "task", "task (dataset): one row per task, dataset, data source, engine and budget"),
+    ("source", "data", "offline: the stand-in shipped with the task; online: the real full dataset"),
+    ("modality", "modality", ""),
+    ("engine", "engine", "dendrite engine"),
+    ("budget", "budget", "training budget (identical optimizer steps for every arm)"),
+    ("metric", "metric", "test metric; ↑ higher is better, ↓ lower is better"),
+    ("baseline", "baseline", "test metric, mean ± half-width of the 95 % bootstrap interval over seeds"),
+    ("dendrites", "dendrites", "test metric, mean ± half-width of the 95 % bootstrap interval over seeds"),
+    ("wide", "wide", "capacity control: the base model widened to the dendritic model's parameters"),
+    ("rer", "RER vs baseline", "relative error reduction, mean over seed pairs [95 % bootstrap interval]"),
+    ("p_improve", "P(improve)", "fraction of seed pairs where dendrites had the lower error"),
+    ("verdict", "verdict", "significant only where the interval excludes 0 with at least 3 seed pairs"),
+    ("rer_wide", "RER vs wide", "dendrites against the capacity-matched control"),
+    ("rer_compressed", "compressed vs baseline", "RER of the narrower dendritic model against the full base"),
+    ("seeds", "seeds", "seed pairs behind the RER vs baseline"),
+    ("failures", "failed", "failed or diverged runs, all arms (counted, never dropped)"),
+    ("params", "params ×", "inference parameters, dendrites / baseline"),
+    ("flops", "FLOPs ×", "forward FLOPs per sample, dendrites / baseline"),
+    ("time", "time ×", "training wall-clock, dendrites / baseline"),
+    ("steps", "steps ×", "optimizer steps, dendrites / baseline (1.00 under a matched budget)"),
+    ("claim", "published claim", "what others published for this task; conditions on the task page"),
+)
+
+
+@dataclass
+class IndexRow:
+    """One leaderboard row, formatted once for HTML, Markdown and CSV."""
+
+    group: stats.GroupSummary
+    page: str
+    claims: list[dict[str, Any]]
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+    @property
+    def key(self) -> stats.GroupKey:
+        return self.group.key
+
+
+def _arm_cell(g: stats.GroupSummary, arm: str) -> Cell:
+    a = g.arms.get(arm)
+    if a is None:
+        return Cell("–", None, f"no {arm} runs")
+    iv = a.test_metric
+    title = f"{a.ok} ok of {a.runs} runs"
+    if iv.low is not None and iv.high is not None and iv.n >= 2:
+        title += f"; 95 % interval [{fmt_value(iv.low)}, {fmt_value(iv.high)}]"
+    return Cell(fmt_interval(iv), iv.mean, title)
+
+
+def _rer_cell(c: stats.Comparison) -> Cell:
+    cls = "sig-pos" if c.verdict == "better" else "sig-neg" if c.verdict == "worse" else ""
+    title = f"{c.rer.n} pairs with a defined RER; {c.unpaired} unpaired; {c.undefined} with zero reference error"
+    return Cell(fmt_rer(c.rer), c.rer.mean, title, cls)
+
+
+def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
+    k = g.key
+    row = IndexRow(group=g, page=f"tasks/{slug(k.task)}.html", claims=claims_for(k.task, claims))
+    cb, cw, cc = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide"), g.comparison(
+        "compressed", "baseline")
+    vcls = {"better": "sig-pos", "worse": "sig-neg", "anecdotal": "anecdotal"}.get(cb.verdict, "")
+    fails = Counter({a: s.failed + s.diverged for a, s in g.arms.items()})
+    claim_cell = "; ".join(claim_text(c) for c in row.claims if c.get("kind") == "claim") or "–"
+    task_text = k.task + (f" ({k.dataset})" if k.dataset and k.dataset != k.task else "")
+    row.cells = {
+        "task": Cell(task_text, k.task.lower(), g.description),
+        "source": Cell(k.data_source, k.data_source),
+        "modality": Cell(g.modality, g.modality),
+        "engine": Cell(k.engine, k.engine),
+        "budget": Cell(k.budget, k.budget),
+        "metric": Cell(f"{g.metric} {'↑' if g.higher_is_better else '↓'}", g.metric),
+        "baseline": _arm_cell(g, "baseline"),
+        "dendrites": _arm_cell(g, "dendrites"),
+        "wide": _arm_cell(g, "wide"),
+        "rer": _rer_cell(cb),
+        "p_improve": Cell(fmt_pct(cb.p_improvement, signed=False), cb.p_improvement,
+                          f"{cb.improved} of {cb.pairs} pairs improved"),
+        "verdict": Cell(verdict_text(cb), cb.verdict, "", vcls),
+        "rer_wide": _rer_cell(cw),
+        "rer_compressed": _rer_cell(cc),
+        "seeds": Cell(str(cb.rer.n), cb.rer.n, f"{len(g.seeds)} distinct seeds in this row"),
+        "failures": Cell(str(sum(fails.values())), sum(fails.values()),
+                         ", ".join(f"{a}: {n}" for a, n in fails.items() if n) or "none",
+                         "warn" if sum(fails.values()) else ""),
+        "params": Cell(fmt_ratio(cb.cost_ratios.get("params")), cb.cost_ratios.get("params")),
+        "flops": Cell(fmt_ratio(cb.cost_ratios.get("flops_per_sample")), cb.cost_ratios.get("flops_per_sample")),
+        "time": Cell(fmt_ratio(cb.cost_ratios.get("wall_s")), cb.cost_ratios.get("wall_s")),
+        "steps": Cell(fmt_ratio(cb.cost_ratios.get("steps")), cb.cost_ratios.get("steps")),
+        "claim": Cell(claim_cell, claim_cell.lower(),
+                      " | ".join(str(c.get("conditions", "")) for c in row.claims if c.get("kind") == "claim")),
+    }
+    return row
+
+
+def _n(v: float | None) -> float | str:
+    return "" if v is None or not math.isfinite(v) else round(v, 6)
+
+
+CSV_FIELDS = (
+    "task", "dataset", "data_source", "modality", "engine", "budget", "metric", "higher_is_better",
+    "baseline_mean", "baseline_low", "baseline_high", "baseline_ok", "baseline_failed",
+    "dendrites_mean", "dendrites_low", "dendrites_high", "dendrites_ok", "dendrites_failed",
+    "wide_mean", "wide_low", "wide_high", "wide_ok", "wide_failed",
+    "compressed_mean", "compressed_low", "compressed_high", "compressed_ok", "compressed_failed",
+    "rer_mean", "rer_low", "rer_high", "rer_pairs", "p_improvement", "significant", "anecdotal", "verdict",
+    "rer_wide_mean", "rer_wide_low", "rer_wide_high", "rer_wide_pairs", "p_improvement_wide", "verdict_wide",
+    "rer_compressed_mean", "rer_compressed_low", "rer_compressed_high", "rer_compressed_pairs", "verdict_compressed",
+    "params_ratio", "flops_ratio", "time_ratio", "steps_ratio", "failures", "published_claim",
+)
+
+
+def csv_record(row: IndexRow) -> dict[str, Any]:
+    """The row's numbers unrounded (6 decimals) for spreadsheets and scripts."""
+    g, k = row.group, row.key
+    out: dict[str, Any] = {
+        "task": k.task, "dataset": k.dataset or "", "data_source": k.data_source, "modality": g.modality,
+        "engine": k.engine, "budget": k.budget, "metric": g.metric, "higher_is_better": g.higher_is_better,
+    }
+    for arm in stats.ARMS:
+        a = g.arms.get(arm)
+        iv = a.test_metric if a else stats.Interval(None, None, None, 0)
+        out.update({f"{arm}_mean": _n(iv.mean), f"{arm}_low": _n(iv.low), f"{arm}_high": _n(iv.high),
+                    f"{arm}_ok": a.ok if a else 0, f"{arm}_failed": (a.failed + a.diverged) if a else 0})
+    for prefix, (arm, ref) in (("rer", ("dendrites", "baseline")), ("rer_wide", ("dendrites", "wide")),
+                               ("rer_compressed", ("compressed", "baseline"))):
+        c = g.comparison(arm, ref)
+        out.update({f"{prefix}_mean": _n(c.rer.mean), f"{prefix}_low": _n(c.rer.low),
+                    f"{prefix}_high": _n(c.rer.high), f"{prefix}_pairs": c.rer.n})
+    cb, cw, cc = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide"), g.comparison(
+        "compressed", "baseline")
+    out.update({
+        "p_improvement": _n(cb.p_improvement), "significant": cb.significant, "anecdotal": cb.anecdotal,
+        "verdict": cb.verdict, "p_improvement_wide": _n(cw.p_improvement), "verdict_wide": cw.verdict,
+        "verdict_compressed": cc.verdict,
+        "params_ratio": _n(cb.cost_ratios.get("params")), "flops_ratio": _n(cb.cost_ratios.get("flops_per_sample")),
+        "time_ratio": _n(cb.cost_ratios.get("wall_s")), "steps_ratio": _n(cb.cost_ratios.get("steps")),
+        "failures": g.failures, "published_claim": row.cells["claim"].text if row.cells["claim"].text != "–" else "",
+    })
+    return out
+
+
+def _csv_safe(v: Any) -> Any:
+    """Spreadsheets run cells starting with = + - @ as formulas: quote text that does (not numbers)."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return v
+
+
+def render_csv(rows: Sequence[IndexRow]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: _csv_safe(v) for k, v in csv_record(row).items()})
+    return buf.getvalue()
+
+
+def _md(text: str) -> str:
+    """Markdown renders inline HTML: escape it, and the pipe that would split the cell."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+            .replace("\n", " "))
+
+
+def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str) -> str:
+    head = [h for _, h, _ in COLUMNS]
+    lines = ["# dendrobench leaderboard", "",
+             f"Generated {generated} from {sum(len(r.group.records) for r in rows)} runs"
+             + (f" ({skipped} unusable record file(s) skipped)" if skipped else "") + ".",
+             "RER = (error_baseline − error_dendrites) / error_baseline per seed pair; mean [95 % bootstrap "
+             "interval over seeds]. Significant only where the interval excludes 0 with at least "
+             f"{stats.MIN_SEEDS} seed pairs.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        lines.append("| " + " | ".join(_md(row.cells[c].text) for c, _, _ in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# -- task pages -------------------------------------------------------------------------------
+def _curves(g: stats.GroupSummary) -> svg.Markup | None:
+    metric = g.metric
+    series: list[svg.Series] = []
+    for arm in stats.ARMS:
+        recs = [r for r in g.records if r["arm"] == arm and r.get("history")]
+        if not recs:
+            continue
+        by_step: dict[float, list[float]] = {}
+        for i, r in enumerate(recs):
+            pts, cyc = [], []
+            for h in r["history"]:
+                v = stats._num((h.get("val") or {}).get(metric))
+                s = stats._num(h.get("step"))
+                if v is None or s is None:
+                    continue
+                pts.append((s, v))
+                by_step.setdefault(s, []).append(v)
+                if h.get("event") == "dendrites_added":
+                    cyc.append((s, v))
+            if i < MAX_CURVE_SEEDS:
+                series.append(svg.Series(arm, f"{arm}, seed {r['seed']}", pts, cyc))
+        mean = [(s, sum(v) / len(v)) for s, v in sorted(by_step.items())]
+        series.append(svg.Series(arm, f"{arm}, mean of {len(recs)} seeds", mean, mean=True))
+    return svg.line_chart(f"validation {metric} during training", "optimizer step", f"validation {metric}", series)
+
+
+def _scatter(g: stats.GroupSummary, what: str) -> svg.Markup | None:
+    pts = []
+    for r in g.records:
+        if not stats.usable(r):
+            continue
+        x = stats._num((r.get("params") or {}).get("inference")) if what == "params" else stats._num(
+            (r.get("cost") or {}).get("flops_per_sample"))
+        if x is None:
+            continue
+        err = float(r["error"])
+        pts.append((r["arm"], x, err, f"{r['arm']}, seed {r['seed']}: error {err:.4g}, {fmt_count(x)} {what}"))
+    label = "inference parameters" if what == "params" else "forward FLOPs per sample"
+    return svg.scatter(f"test error vs {label}", label, "test error", pts)
+
+
+def _seed_rows(g: stats.GroupSummary) -> list[dict[str, Any]]:
+    by = {(r["arm"], int(r["seed"])): r for r in g.records}
+    arms = [a for a in stats.ARMS if a in g.arms]
+    rows = []
+    for seed in g.seeds:
+        cells = {}
+        for arm in arms:
+            r = by.get((arm, seed))
+            if r is None:
+                cells[arm] = {"text": "–", "cls": "", "title": "no run"}
+            elif not stats.usable(r):
+                cells[arm] = {"text": str(r.get("status")), "cls": "warn", "title": str(r.get("message") or "")}
+            else:
+                cyc = (r.get("dendrites") or {}).get("cycles")
+                title = f"{g.metric} {fmt_value(stats._num((r.get('test') or {}).get(g.metric)))}"
+                if cyc:
+                    title += f"; {cyc} dendrite cycle(s)"
+                cells[arm] = {"text": f"{float(r['error']):.4f}", "cls": "", "title": title}
+        rers = {}
+        for arm, ref in stats.COMPARISONS:
+            a, b = by.get((arm, seed)), by.get((ref, seed))
+            value = None
+            if a and b and stats.usable(a) and stats.usable(b):
+                value = stats.rer(float(b["error"]), float(a["error"]))
+            rers[f"{arm}/{ref}"] = fmt_pct(value)
+        rows.append({"seed": seed, "cells": cells, "rers": rers})
+    return rows
+
+
+def _provenance(g: stats.GroupSummary) -> dict[str, Any]:
+    env_keys: dict[str, Counter[str]] = {}
+    for r in g.records:
+        for k, v in (r.get("env") or {}).items():
+            if isinstance(v, (dict, list)):
+                v = json.dumps(v, sort_keys=True)
+            env_keys.setdefault(str(k), Counter())[str(v)] += 1
+    started = sorted(str(r.get("started")) for r in g.records if r.get("started"))
+    finished = sorted(str(r.get("finished")) for r in g.records if r.get("finished"))
+    first = g.records[0]
+    return {
+        "env": [(k, sorted(c.items())) for k, c in sorted(env_keys.items())],
+        "runs": [{"arm": r["arm"], "seed": r["seed"], "status": r.get("status"), "hash": r.get("config_hash"),
+                  "started": r.get("started"), "finished": r.get("finished")} for r in g.records],
+        "first": started[0] if started else "–", "last": finished[-1] if finished else "–",
+        "config": json.dumps(first.get("config"), indent=1, sort_keys=True, default=str),
+    }
+
+
+def _arm_rows(g: stats.GroupSummary) -> list[dict[str, str]]:
+    out = []
+    for arm, a in g.arms.items():
+        out.append({"arm": arm, "runs": str(a.runs), "ok": str(a.ok), "failed": str(a.failed),
+                    "diverged": str(a.diverged), "superseded": str(a.superseded),
+                    "test": fmt_interval(a.test_metric), "val": fmt_interval(a.val_metric),
+                    "error": fmt_interval(a.error), "params": fmt_count(a.params),
+                    "flops": fmt_count(a.flops_per_sample),
+                    "wall": "–" if a.wall_s is None else f"{a.wall_s:.1f} s", "steps": fmt_count(a.steps),
+                    "messages": a.messages})
+    return out
+
+
+def _comparison_rows(g: stats.GroupSummary) -> list[dict[str, Any]]:
+    out = []
+    for (arm, ref), c in g.comparisons.items():
+        out.append({"name": f"{arm} vs {ref}", "rer": fmt_rer(c.rer), "p": fmt_pct(c.p_improvement, signed=False),
+                    "pairs": c.pairs, "unpaired": c.unpaired, "undefined": c.undefined,
+                    "verdict": verdict_text(c),
+                    "cls": {"better": "sig-pos", "worse": "sig-neg", "anecdotal": "anecdotal"}.get(c.verdict, ""),
+                    "params": fmt_ratio(c.cost_ratios.get("params")),
+                    "flops": fmt_ratio(c.cost_ratios.get("flops_per_sample")),
+                    "time": fmt_ratio(c.cost_ratios.get("wall_s")), "steps": fmt_ratio(c.cost_ratios.get("steps"))})
+    return out
+
+
+def task_context(task: str, rows: Sequence[IndexRow]) -> dict[str, Any]:
+    groups = []
+    for row in rows:
+        g = row.group
+        groups.append({
+            "key": g.key, "row": row, "arms": _arm_rows(g), "comparisons": _comparison_rows(g),
+            "seed_rows": _seed_rows(g), "seed_arms": [a for a in stats.ARMS if a in g.arms],
+            "comparison_names": [f"{a}/{r}" for a, r in stats.COMPARISONS],
+            "curves": _curves(g), "scatter_params": _scatter(g, "params"), "scatter_flops": _scatter(g, "flops"),
+            "provenance": _provenance(g), "anchor": "g-" + hashlib.sha1(repr(tuple(g.key)).encode()).hexdigest()[:10],
+        })
+    first = rows[0].group
+    return {"task": task, "description": first.description, "modality": first.modality, "metric": first.metric,
+            "higher_is_better": first.higher_is_better, "groups": groups, "claims": rows[0].claims}
+
+
+# -- the site ---------------------------------------------------------------------------------
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals["css"] = jinja2.utils.markupsafe.Markup((HERE / "static" / "style.css").read_text(encoding="utf-8"))
+    # JS is trusted package data; it is inlined verbatim, data goes through |tojson in a JSON block
+    env.globals["sort_js"] = jinja2.utils.markupsafe.Markup((HERE / "static" / "table.js").read_text(encoding="utf-8"))
+    return env
+
+
+@dataclass
+class BuildResult:
+    """What a build wrote and what it skipped (for the CLI's summary and for tests)."""
+
+    out: Path
+    index: Path
+    pages: dict[str, Path]
+    markdown: Path
+    csv: Path
+    rows: list[IndexRow]
+    problems: list[tuple[Path, str]]
+
+
+def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
+               warn: Callable[[str], None] | None = None, claims_path: Path | None = None,
+               generated: str | None = None) -> BuildResult:
+    """Read records, compute the statistics and write the whole site into ``out``."""
+    records, problems = load_records(results_dirs, warn)
+    claims = load_claims(claims_path)
+    rows = [make_row(g, claims) for g in stats.summarize(records)]
+    out = Path(out)
+    (out / "tasks").mkdir(parents=True, exist_ok=True)
+    generated = generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    env = _env()
+    common = {"generated": generated, "min_seeds": stats.MIN_SEEDS, "n_boot": stats.N_BOOT}
+
+    for stale in (out / "tasks").glob("*.html"):  # pages of tasks no longer in the results
+        stale.unlink()
+    pages: dict[str, Path] = {}
+    by_task: dict[str, list[IndexRow]] = {}
+    for row in rows:
+        by_task.setdefault(row.key.task, []).append(row)
+    page_t = env.get_template("task.html.j2")
+    for task, trows in by_task.items():
+        path = out / trows[0].page
+        path.write_text(page_t.render(**common, **task_context(task, trows)), encoding="utf-8")
+        pages[task] = path
+
+    data = [csv_record(r) for r in rows]
+    modalities = sorted({r.group.modality for r in rows})
+    engines = sorted({r.key.engine for r in rows})
+    index = out / "index.html"
+    index.write_text(env.get_template("index.html.j2").render(
+        **common, rows=rows, columns=COLUMNS, data=data, modalities=modalities, engines=engines,
+        sources=sorted({r.key.data_source for r in rows}),
+        problems=[(str(p), why) for p, why in problems], claims=claims, n_records=len(records),
+        results_dirs=[str(d) for d in results_dirs]), encoding="utf-8")
+    md = out / "leaderboard.md"
+    md.write_text(render_markdown(rows, len(problems), generated), encoding="utf-8")
+    csv_path = out / "leaderboard.csv"
+    csv_path.write_text(render_csv(rows), encoding="utf-8")
+    return BuildResult(out, index, pages, md, csv_path, rows, problems)
+
+
+# -- for the CLI ------------------------------------------------------------------------------
+def site_command(results_dirs: Sequence[Path | str], out: Path | str = DEFAULT_OUT) -> str:
+    """The shell command that builds the site from these results (printed at the end of a run)."""
+    return " ".join(["dendrobench", "leaderboard", *(shlex.quote(str(d)) for d in results_dirs),
+                     "--out", shlex.quote(str(out))])
+
+
+def format_task_row(records: Sequence[dict[str, Any]], task: str) -> str:
+    """The task's leaderboard row(s) as plain text for the terminal, one block per group."""
+    recs = [r for r in records if r.get("task") == task]
+    if not recs:
+        return f"{task}: no runs recorded"
+    claims = claims_for(task, load_claims())
+    lines = []
+    for g in stats.summarize(recs):
+        k = g.key
+        lines.append(f"leaderboard row: {k.task} ({k.dataset or '?'}, {k.data_source}, engine {k.engine}, "
+                     f"budget {k.budget}, metric {g.metric})")
+        for arm, ref in stats.COMPARISONS:
+            c = g.comparisons.get((arm, ref))
+            if c is None:
+                continue
+            lines.append(f"  {arm} vs {ref}: RER {fmt_rer(c.rer)}, P(improve) {fmt_pct(c.p_improvement, False)}, "
+                         f"{c.pairs} pair(s) -> {verdict_text(c)}"
+                         + (f"; {c.unpaired} unpaired" if c.unpaired else "")
+                         + (f"; {c.undefined} with zero reference error" if c.undefined else ""))
+        cb = g.comparison("dendrites", "baseline")
+        if cb.cost_ratios:
+            lines.append("  cost dendrites/baseline: " + ", ".join(
+                f"{name} {fmt_ratio(cb.cost_ratios.get(key))}" for name, key in
+                (("params", "params"), ("FLOPs", "flops_per_sample"), ("time", "wall_s"), ("steps", "steps"))))
+        if g.failures:
+            lines.append("  failed/diverged: " + ", ".join(
+                f"{a} {s.failed + s.diverged}" for a, s in g.arms.items() if s.failed + s.diverged))
+    for c in claims:
+        if c.get("kind") == "claim":
+            lines.append(f"  published: {claim_text(c)}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Build the static leaderboard site (HTML, Markdown, CSV) from run records.")
+    p.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR", help="folders of run records (searched recursively)")
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="SITE_DIR", help=f"output folder (default: ./{DEFAULT_OUT})")
+    p.add_argument("--claims", type=Path, default=None, help="another reference.yaml of published claims")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``dendrobench leaderboard RESULTS_DIR... --out SITE_DIR``; 0 on success, 2 on a user error."""
+    args = _parser().parse_args(argv)
+    try:
+        res = build_site(args.results_dirs, args.out, claims_path=args.claims)
+    except UserError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    n = sum(len(r.group.records) for r in res.rows)
+    print(f"leaderboard: {len(res.rows)} row(s) from {n} run(s), {len(res.pages)} task page(s)"
+          + (f", {len(res.problems)} file(s) skipped" if res.problems else ""))
+    print(f"  {res.index.resolve().as_uri()}")
+    print(f"  {res.markdown}\n  {res.csv}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
