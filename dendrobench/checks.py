@@ -584,23 +584,27 @@ class TaskCheck:
 
 def resolve_task(name_or_task: str | Task | type[Task]) -> tuple[Task, str]:
     """A task instance and the label to report it by, from a registered name, an import path
-    (``pkg.mod:Class``), a Task subclass or an instance. Unknown names raise ConfigError."""
+    (``pkg.mod:Class``), a Task subclass or an instance. Unknown names raise ConfigError; a task
+    whose constructor raises propagates that exception (the CLI reports it as a failed check)."""
     if isinstance(name_or_task, Task):
         return name_or_task, getattr(name_or_task, "name", type(name_or_task).__name__)
     if isinstance(name_or_task, type) and issubclass(name_or_task, Task):
         return name_or_task(), getattr(name_or_task, "name", name_or_task.__name__)
     if isinstance(name_or_task, str):
-        from dendrobench.registry import get_task
+        from dendrobench.registry import load_task_class
 
-        return get_task(name_or_task), name_or_task
+        return load_task_class(name_or_task)(), name_or_task
     raise TypeError(f"expected a task name, a Task subclass or instance, got {type(name_or_task).__name__}")
 
 
-def task_checks(name_or_task: str | Task | type[Task], only: Sequence[str] | None = None, seed: int = 0) -> Iterator[TaskCheck]:
+def task_checks(name_or_task: str | Task | type[Task], only: Sequence[str] | None = None, seed: int = 0,
+                label: str | None = None) -> Iterator[TaskCheck]:
     """Yield the contract checks for a task, each a callable named after its contract clause.
 
-    The checks share one lazily loaded copy of the offline data. ``only`` restricts them by name."""
-    task, label = resolve_task(name_or_task)
+    The checks share one lazily loaded copy of the offline data. ``only`` restricts them by name;
+    ``label`` is how reasons name the task (default: the name it was given by, or its ``name``)."""
+    task, default_label = resolve_task(name_or_task)
+    label = label or default_label
     wanted = list(only) if only else list(CHECKS)
     unknown = [n for n in wanted if n not in CHECKS]
     if unknown:
@@ -645,11 +649,11 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             print(f"{PROG}: error: unknown check {bad[0]!r}; valid checks: {', '.join(CHECKS)}", file=sys.stderr)
             return 2
-    from dendrobench.registry import PluginLoadError, plugins
+    from dendrobench.registry import PluginLoadError, load_task_class, plugins
 
     t0 = time.perf_counter()
     try:
-        checks = list(task_checks(args.name, only))
+        cls = load_task_class(args.name)
     except PluginLoadError as exc:
         if args.name not in plugins("task"):  # an import path that does not import: a typo, most likely
             print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -658,11 +662,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the task's constructor raised
+    try:
+        instance = cls()
+    except Exception as exc:  # noqa: BLE001 - the task's constructor raised: a broken plugin, named
         return _report_broken(args.name, f"task {args.name!r}: creating the task raised {_describe_exc(exc)}{_plugin_line(exc)}")
-    task = checks[0]._state.task if checks else None
-    print(f"{PROG} {args.name}: {type(task).__module__}.{type(task).__qualname__}"
-          f" (modality {getattr(task, 'modality', '?')}, metric {getattr(task, 'metric', '?')})")
+    checks = list(task_checks(instance, only, label=args.name))
+    print(f"{PROG} {args.name}: {cls.__module__}.{cls.__qualname__}"
+          f" (modality {getattr(cls, 'modality', '?')}, metric {getattr(cls, 'metric', '?')})")
     results = []
     for check in checks:
         result = check.run()
