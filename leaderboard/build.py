@@ -34,7 +34,7 @@ import yaml
 
 from dendrobench import stats
 from dendrobench.errors import UserError
-from dendrobench.results import iter_records
+from dendrobench.results import RecordError, read_record
 
 from . import svg
 
@@ -60,7 +60,7 @@ def load_records(results_dirs: Sequence[Path | str],
     records: list[dict[str, Any]] = []
     problems: list[tuple[Path, str]] = []
     for d in results_dirs:
-        records.extend(iter_records(Path(d), problems))
+        records.extend(_iter_records(Path(d), problems))
     for path, why in problems:
         (warn or _stderr)(f"warning: skipping {path}: {why}")
     if not records:
@@ -68,6 +68,24 @@ def load_records(results_dirs: Sequence[Path | str],
         detail = f" ({len(problems)} file(s) skipped as unusable, see the warnings above)" if problems else ""
         raise UserError(f"no usable run records in {where}{detail}; run `dendrobench task=NAME` first")
     return records, problems
+
+
+def _iter_records(results_dir: Path, problems: list[tuple[Path, str]]) -> Iterable[dict[str, Any]]:
+    """``results.iter_records``'s walk, one file at a time, so that no single file can stop the build.
+
+    ``read_record`` turns unreadable / bad-JSON / bad-schema files into :class:`RecordError`, but a
+    file that is not UTF-8 raises ``UnicodeDecodeError`` out of it (and out of ``iter_records``'s
+    generator, ending the walk); that case is caught here too.
+    """
+    for path in sorted(results_dir.rglob("*.json")):
+        if any(part.startswith(".") for part in path.relative_to(results_dir).parts):
+            continue
+        try:
+            yield read_record(path)
+        except RecordError as exc:
+            problems.append((path, str(exc)))
+        except UnicodeDecodeError as exc:
+            problems.append((path, f"not valid JSON (corrupt: not UTF-8 text at byte {exc.start})"))
 
 
 def _stderr(msg: str) -> None:

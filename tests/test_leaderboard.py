@@ -1,0 +1,227 @@
+"""The leaderboard generator: outputs, bad records, escaping, and Markdown / CSV agreeing with the HTML."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import recordfactory as rf
+from dendrobench.leaderboard import build
+from dendrobench.leaderboard.build import (
+    COLUMNS,
+    build_site,
+    format_task_row,
+    load_claims,
+    main,
+    site_command,
+)
+
+from dendrobench.errors import UserError
+
+EVIL = "<script>alert(1)</script>"
+
+
+def _results(tmp_path: Path) -> Path:
+    results = tmp_path / "results"
+    rf.write(results, rf.paired("bbbp", {"baseline": [.30, .32, .28, .31, .29], "dendrites": [.20, .22, .19, .21, .20],
+                                         "wide": [.25, .30, .27, .26, .28], "compressed": [.31, .30, .30, .33, .29]}))
+    rf.write(results, rf.paired("wikitext2", {"baseline": [120.0, 118.0, 121.0], "dendrites": [119.0, 121.0, 118.5]},
+                                modality="text"))
+    return results
+
+
+class _Table(HTMLParser):
+    """The index table's header ids and, per row, each cell's text and data-sort."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cols: list[str] = []
+        self.rows: list[list[tuple[str, str | None]]] = []
+        self._in_table = self._in_cell = False
+        self._text = ""
+        self._sort: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table" and a.get("id") == "leaderboard":
+            self._in_table = True
+        if not self._in_table:
+            return
+        if tag == "th":
+            self.cols.append(a.get("data-col") or "")
+        elif tag == "tr" and "data-engine" in a:
+            self.rows.append([])
+        elif tag == "td":
+            self._in_cell, self._text, self._sort = True, "", a.get("data-sort")
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._in_table = False
+        if tag == "td" and self._in_cell:
+            self.rows[-1].append((self._text.strip(), self._sort))
+            self._in_cell = False
+
+    def handle_data(self, data):
+        if self._in_cell:
+            self._text += data
+
+
+def _index_table(path: Path) -> _Table:
+    t = _Table()
+    t.feed(path.read_text())
+    return t
+
+
+def test_site_outputs(tmp_path: Path) -> None:
+    res = build_site([_results(tmp_path)], tmp_path / "site", generated="2026-01-01")
+    for p in (res.index, res.markdown, res.csv, *res.pages.values()):
+        assert p.exists() and p.stat().st_size > 0
+    assert set(res.pages) == {"bbbp", "wikitext2"}
+    index = res.index.read_text()
+    for word in ("How to read this", "Method", "RER vs wide", "P(improve)", "params ×", "47 % reduction"):
+        assert word in index
+    assert 'data-filter="modality"' in index and 'data-filter="engine"' in index
+    page = res.pages["bbbp"].read_text()
+    assert "<svg" in page and 'class="cycle"' in page  # learning curves with dendrite cycles
+    assert "test error vs inference parameters" in page and "forward FLOPs per sample" in page
+    assert "abc123" in page and "config hashes" in page  # provenance
+    assert "GIN without pre-training" in page  # published reference beside the measurement
+    # self-contained: no URL is loaded by the page (links in text are not loaded)
+    for text in [index, page]:
+        assert not re.search(r'(src|href)="(https?:)?//', text)
+        assert "@import" not in text and "url(" not in text
+
+
+def test_markdown_and_csv_agree_with_html(tmp_path: Path) -> None:
+    res = build_site([_results(tmp_path)], tmp_path / "site", generated="2026-01-01")
+    table = _index_table(res.index)
+    assert table.cols == [c for c, _, _ in COLUMNS]
+    md_rows = [line for line in res.markdown.read_text().splitlines() if line.startswith("| ")][1:]
+    csv_rows = list(csv.DictReader(res.csv.open()))
+    assert len(table.rows) == len(md_rows) == len(csv_rows) == 2
+    for html_row, md_row, csv_row in zip(table.rows, md_rows, csv_rows):
+        md_cells = [html.unescape(c.strip().replace("\\|", "|")) for c in md_row.strip("|").split(" | ")]
+        assert [text for text, _ in html_row] == md_cells
+        cells = dict(zip(table.cols, html_row))
+        assert cells["task"][0].startswith(csv_row["task"])
+        # every number the HTML sorts by is the CSV's number
+        for col, field in (("rer", "rer_mean"), ("p_improve", "p_improvement"), ("params", "params_ratio"),
+                           ("time", "time_ratio"), ("baseline", "baseline_mean"), ("dendrites", "dendrites_mean")):
+            assert float(cells[col][1]) == pytest.approx(float(csv_row[field]), abs=1e-6), col
+        # and the text shown is the CSV's number formatted
+        assert cells["rer"][0].startswith(f"{float(csv_row['rer_mean']) * 100:+.1f} %")
+        assert f"[{float(csv_row['rer_low']) * 100:+.1f}, {float(csv_row['rer_high']) * 100:+.1f}]" in cells["rer"][0]
+        assert cells["seeds"][0] == csv_row["rer_pairs"]
+    bbbp = next(r for r in csv_rows if r["task"] == "bbbp")
+    assert bbbp["verdict"] == "better" and bbbp["significant"] == "True"
+    data = json.loads(re.search(r'id="leaderboard-data">(.*?)</script>', res.index.read_text(), re.S).group(1))
+    assert [d["rer_mean"] for d in data] == [pytest.approx(float(r["rer_mean"])) for r in csv_rows]
+
+
+def test_bad_records_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    results = _results(tmp_path)
+    good = json.loads(next(results.glob("bbbp__baseline__seed0__*.json")).read_text())
+    (results / "truncated.json").write_text(json.dumps(good)[:200])
+    (results / "corrupt.json").write_bytes(b"\x00\xff not json")
+    (results / "list.json").write_text("[1, 2]")
+    (results / "v2.json").write_text(json.dumps({**good, "schema_version": 2}))
+    (results / "nokeys.json").write_text(json.dumps({k: v for k, v in good.items() if k not in ("error", "cost")}))
+    (results / "badarm.json").write_text(json.dumps({**good, "arm": "giant"}))
+    warnings: list[str] = []
+    res = build_site([results], tmp_path / "site", warn=warnings.append)
+    why = {Path(p).name: reason for p, reason in res.problems}
+    assert set(why) == {"truncated.json", "corrupt.json", "list.json", "v2.json", "nokeys.json", "badarm.json"}
+    assert "truncated" in why["truncated.json"] and "schema_version 2" in why["v2.json"]
+    assert "missing keys: error, cost" in why["nokeys.json"] and "arm" in why["badarm.json"]
+    assert all(any(name in w for w in warnings) for name in why)
+    assert res.index.exists() and "Skipped record files (6)" in res.index.read_text()
+    assert len(res.rows) == 2
+
+
+def test_missing_or_empty_results_are_a_clear_error(tmp_path: Path, capsys) -> None:
+    with pytest.raises(UserError, match="not found"):
+        build_site([tmp_path / "nope"], tmp_path / "site")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no usable run records"):
+        build_site([tmp_path / "empty"], tmp_path / "site")
+    (tmp_path / "empty" / "x.json").write_text("{")
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err
+    assert "no usable run records" in err and "x.json" in err and "Traceback" not in err
+
+
+def test_main_builds_from_several_dirs(tmp_path: Path, capsys) -> None:
+    a = _results(tmp_path)
+    b = tmp_path / "more"
+    rf.write(b, rf.paired("credit-default", {"baseline": [.3, .3, .3], "dendrites": [.3, .31, .29]},
+                          modality="tabular"))
+    assert main([str(a), str(b), "--out", str(tmp_path / "site")]) == 0
+    out = capsys.readouterr().out
+    assert "3 row(s)" in out and "file://" in out
+    assert (tmp_path / "site" / "leaderboard.csv").read_text().count("\n") == 4
+
+
+def test_strings_from_records_are_text_never_markup(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    recs = rf.paired(EVIL, {"baseline": [.3, .3, .3], "dendrites": [.2, .2, .2]}, modality=EVIL,
+                     description=f"desc {EVIL} & </script><b>x</b>", engine='e"><img src=x onerror=alert(2)>',
+                     extra_config={"note": "</script><script>alert(3)</script>"})
+    recs.append(rf.make_record(EVIL, "wide", 0, None, status="failed", message=f"boom {EVIL}", modality=EVIL,
+                               engine='e"><img src=x onerror=alert(2)>'))
+    rf.write(results, recs)
+    res = build_site([results], tmp_path / "site")
+    for path in [res.index, *res.pages.values()]:
+        text = path.read_text()
+        assert "<script>alert" not in text and "<img" not in text and "<b>x</b>" not in text
+        # exactly our own script elements: the JSON data block and the inline JS
+        assert len(re.findall(r"<script\b", text)) == (2 if path == res.index else 1)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in res.index.read_text()
+    page = res.pages[EVIL]
+    assert page.parent == tmp_path / "site" / "tasks" and page.name.endswith(".html") and "<" not in page.name
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in page.read_text()  # config values shown, escaped
+    md = res.markdown.read_text()
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    rows = list(csv.DictReader(res.csv.open()))
+    assert rows[0]["task"] == EVIL  # CSV keeps the data as data
+
+
+def test_csv_neutralises_spreadsheet_formulas(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    rf.write(results, rf.paired("=HYPERLINK(1)", {"baseline": [.3], "dendrites": [.2]}))
+    res = build_site([results], tmp_path / "site")
+    assert next(csv.DictReader(res.csv.open()))["task"] == "'=HYPERLINK(1)"
+
+
+def test_format_task_row_and_site_command() -> None:
+    recs = [r.to_dict() for r in rf.paired("bbbp", {"baseline": [.2] * 3, "dendrites": [.1, .1, .12],
+                                                     "wide": [.15] * 3})]
+    text = format_task_row(recs, "bbbp")
+    assert "dendrites vs baseline: RER +46.7 %" in text and "better (significant)" in text
+    assert "dendrites vs wide" in text and "params ×1.80" in text and "published: 47 %" in text
+    assert format_task_row(recs, "other") == "other: no runs recorded"
+    assert site_command([Path("my results")], "site") == "dendrobench leaderboard 'my results' --out site"
+
+
+def test_reference_claims_are_complete() -> None:
+    claims = load_claims()
+    tasks = {c["task"] for c in claims if c["kind"] == "claim"}
+    assert tasks == {"bbbp", "brain-tumour", "cifar10", "wikitext2", "credit-default"}
+    for c in claims:
+        assert c["source"]["title"] and c["conditions"] and c["claim"] and c["who"]
+    produce = next(c for c in claims if c["id"] == "pai-hackathon-2025-produce")
+    assert produce["same_dataset"] is False and "[different dataset]" in build.claim_text(produce)
+    gin = next(c for c in claims if c["id"] == "hu2020-gin-bbbp")
+    assert (gin["value"], gin["spread"]) == (0.658, 0.045)
+
+
+def test_site_is_reproducible(tmp_path: Path) -> None:
+    results = _results(tmp_path)
+    a = build_site([results], tmp_path / "a", generated="x")
+    b = build_site([results], tmp_path / "b", generated="x")
+    assert a.index.read_text().replace(str(tmp_path / "a"), "") == b.index.read_text().replace(str(tmp_path / "b"), "")
+    assert a.csv.read_text() == b.csv.read_text()
