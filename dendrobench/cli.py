@@ -182,7 +182,11 @@ def _hydra_entry(cfg: Any) -> None:
     cfg_dict = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(cfg_dict, dict)
     try:
-        run_job(cfg_dict)  # type: ignore[arg-type]
+        records = run_job(cfg_dict)  # type: ignore[arg-type]
+        failed = [r for r in records if r["status"] == "failed"]
+        if failed:  # recorded, the others ran; the exit code still says something went wrong
+            _multirun_failures.append(f"task={cfg_dict.get('task')}: {len(failed)} run(s) failed: "
+                                      + "; ".join(f"{r['arm']} seed {r['seed']}: {r['message']}" for r in failed[:3]))
     except UserError as exc:
         if _is_multirun():  # report with its name; the other jobs of the sweep go on
             _multirun_failures.append(f"task={cfg_dict.get('task')}: {exc}")
@@ -203,7 +207,8 @@ def _run_hydra(args: list[str]) -> int:
     finally:
         sys.argv = saved
     if _multirun_failures:
-        print(f"{PROG}: {len(_multirun_failures)} job(s) failed:", *_multirun_failures, sep="\n  ", file=sys.stderr)
+        print(f"{PROG}: {len(_multirun_failures)} job(s) with failures:", *_multirun_failures, sep="\n  ",
+              file=sys.stderr)
         return 1
     return 0
 

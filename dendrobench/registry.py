@@ -81,8 +81,14 @@ def load_task_class(name: str) -> type:
 
 
 def get_task(name: str):
-    """A fresh task instance by registered name or import path."""
-    return load_task_class(name)()
+    """A fresh task instance by registered name or import path; a constructor that raises is
+    reported with the plugin's name (in a multirun the other jobs go on)."""
+    cls = load_task_class(name)
+    try:
+        return cls()
+    except Exception as exc:
+        raise PluginLoadError(f"task {name!r} ({cls.__module__}.{cls.__qualname__}) failed to start: "
+                              f"{type(exc).__name__}: {exc}") from exc
 
 
 def get_engine_class(name: str) -> type:

@@ -397,6 +397,9 @@ class Suite:
         digest = config_hash(self.identity(arm, seed))
         path = record_path(self.results_dir, self.run.task, arm, seed, digest)
         old = self.existing(path)
+        if old is not None and old["status"] == "failed":
+            self.echo(f"retry: {arm} seed {seed} failed before ({old['message']}); running it again")
+            old = None
         if old is not None:
             self.echo(f"resume: {arm} seed {seed} already recorded ({path.name}, status {old['status']})")
             return old

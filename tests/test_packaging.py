@@ -25,7 +25,7 @@ def test_wheel_contains_package_data_and_mapped_packages(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("dendrobench/conf/config.yaml", "dendrobench/conf/dendrites/gd.yaml", "dendrobench/cli.py",
                      "dendrobench/tasks/__init__.py", "dendrobench/tasks/bbbp.py", "dendrobench/baselines/__init__.py",
-                     "dendrobench/leaderboard/__init__.py"):
+                     "dendrobench/leaderboard/__init__.py", "dendrobench/templates/new_task/package/task.py.j2"):
         assert required in names, f"{required} missing from the wheel"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()

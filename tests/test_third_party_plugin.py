@@ -114,9 +114,6 @@ def test_multirun_reports_broken_plugins_by_name_and_runs_the_others(installed, 
     assert out.returncode != 0
 
 
-@pytest.mark.xfail(reason="registry.get_task lets a plugin constructor's exception escape as a plain exception, "
-                   "so Hydra prints a bare traceback for that job; see the check-task/new-task note to the lead",
-                   strict=False)
 def test_multirun_broken_plugin_is_one_line_not_a_traceback(installed, tmp_path, cli_env):
     out = _run(["-m", "task=tp-broken-init", "budget=smoke", "seeds=1", f"results_dir={tmp_path / 'r'}"],
                cli_env, tmp_path)
