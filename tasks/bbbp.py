@@ -40,7 +40,7 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from dendrobench.errors import DataUnavailableError, UserError
-from dendrobench.task import Budget, Task, TaskData
+from dendrobench.task import Budget, Task, TaskData, cache_dir
 
 FEATURISER_VERSION = "pyg-from_smiles-v1"  # bump when featurisation or scaffolds change
 BBBP_URL = "https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/BBBP.csv"
@@ -49,12 +49,6 @@ DOWNLOAD_TIMEOUT_S = 20.0
 
 
 # -- locations ------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """dendrobench's cache folder: ``$DENDROBENCH_CACHE`` or ``~/.cache/dendrobench``."""
-    env = os.environ.get("DENDROBENCH_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "dendrobench"
-
-
 def default_moleculenet_root() -> Path:
     return cache_dir() / "moleculenet"
 

@@ -53,7 +53,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.dataloader import default_collate
 
 from dendrobench.errors import DataUnavailableError, UserError
-from dendrobench.task import Budget, Task, TaskData
+from dendrobench.task import Budget, Task, TaskData, cache_dir
 
 DOWNLOAD_TIMEOUT_S = 30.0
 SPLIT_RANDOM_STATE = 0  # fixed: splits are seed-independent (see the module docstring)
@@ -64,12 +64,6 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
 # -- locations ------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """dendrobench's cache folder: ``$DENDROBENCH_CACHE`` or ``~/.cache/dendrobench``."""
-    env = os.environ.get("DENDROBENCH_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "dendrobench"
-
-
 def default_cifar10_root() -> Path:
     return cache_dir() / "cifar10"
 

@@ -49,7 +49,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from dendrobench.errors import DataUnavailableError, UserError
-from dendrobench.task import Budget, Task, TaskData
+from dendrobench.task import Budget, Task, TaskData, cache_dir
 
 SPLIT_RANDOM_STATE = 0  # fixed: splits are seed-independent (see the module docstring)
 NETWORK_TIMEOUT_S = 30.0
@@ -75,12 +75,6 @@ CSV_NAME = "default_of_credit_card_clients.csv"
 
 
 # -- locations ------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """dendrobench's cache folder: ``$DENDROBENCH_CACHE`` or ``~/.cache/dendrobench``."""
-    env = os.environ.get("DENDROBENCH_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "dendrobench"
-
-
 def default_openml_home() -> Path:
     """scikit-learn's ``data_home`` for the OpenML copy (its files go to ``openml/openml.org/`` inside)."""
     return cache_dir() / "sklearn"
