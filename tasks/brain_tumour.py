@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,43 +96,78 @@ class VolumeTensors(Dataset):
         return self.images[i], self.labels[i]
 
 
-class TransformDataset(Dataset):
-    """``length`` items drawn from dict ``records`` (cycled) through a MONAI transform, as tuples.
+class SeededItems:
+    """Per-item seeding of a dataset's MONAI random transforms.
 
-    For the offline data the records are the two training slabs and every item is a fresh random
-    patch; for the online data the records are file paths and ``length`` is their count. The
-    transform's random state is set by :meth:`BrainTumourTask.dataloader` from the loader generator.
+    Item ``i`` in pass ``epoch`` draws its random crop / augmentation from a random state derived
+    from ``(seed, epoch, i)`` only, so indexing the dataset is deterministic (two loads give the
+    same items, whatever was drawn before) and each pass draws fresh patches.
+    :class:`BrainTumourTask.dataloader` sets ``seed`` from the loader generator and bumps ``epoch``
+    every time the training loader is iterated.
     """
 
-    def __init__(self, records: Sequence[dict[str, Any]], transform: Any, length: int | None = None):
+    seed: int = 0
+    epoch: int = 0
+    transform: Any = None
+
+    def reseed(self, i: int) -> None:
+        if self.transform is not None and hasattr(self.transform, "set_random_state"):
+            mixed = np.random.SeedSequence([int(self.seed) % 2**32, int(self.epoch), int(i)]).generate_state(1)[0]
+            self.transform.set_random_state(seed=int(mixed))
+
+
+class TransformDataset(SeededItems, Dataset):
+    """``length`` items drawn from dict ``records`` (cycled) through a MONAI transform, as tuples.
+
+    For the offline data the records are the two training slabs and every item is a random patch
+    (see :class:`SeededItems`).
+    """
+
+    def __init__(self, records: Sequence[dict[str, Any]], transform: Any, length: int | None = None, seed: int = 0):
         self.records = list(records)
         self.transform = transform
         self.length = int(length) if length is not None else len(self.records)
+        self.seed, self.epoch = int(seed), 0
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self.reseed(i)
         item = self.transform(dict(self.records[i % len(self.records)]))
         return as_plain(item["image"]), as_plain(item["label"])
 
 
-class DictToTuple(Dataset):
-    """A MONAI dataset of dicts (e.g. ``DecathlonDataset``) seen as ``(image, label)`` plain tensors."""
+class DictToTuple(SeededItems, Dataset):
+    """A MONAI dataset of dicts (e.g. ``DecathlonDataset``) seen as ``(image, label)`` plain tensors,
+    its random transforms seeded per item (see :class:`SeededItems`)."""
 
-    def __init__(self, base: Dataset):
+    def __init__(self, base: Dataset, seed: int = 0):
         self.base = base
-
-    @property
-    def transform(self) -> Any:
-        return getattr(self.base, "transform", None)
+        self.transform = getattr(base, "transform", None)
+        self.seed, self.epoch = int(seed), 0
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self.reseed(i)
         item = self.base[i]
         return as_plain(item["image"]), as_plain(item["label"])
+
+
+class EpochLoader:
+    """A DataLoader that bumps its dataset's pass counter each time it is iterated."""
+
+    def __init__(self, loader: DataLoader, items: SeededItems):
+        self.loader, self.items = loader, items
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        self.items.epoch += 1
+        return iter(self.loader)
 
 
 def as_plain(x: Any) -> torch.Tensor:
@@ -203,7 +238,7 @@ def offline_train_transform(patch: Sequence[int]) -> Any:
     ])
 
 
-def load_mni152_data(patch: Sequence[int] = (32, 24, 32), train_items: int = 64) -> TaskData:
+def load_mni152_data(patch: Sequence[int] = (32, 24, 32), train_items: int = 64, seed: int = 0) -> TaskData:
     """Offline background / grey / white-matter segmentation on the MNI152 template (see the
     module docstring for the slab split). ``train_items`` is the length of one pass over the
     training set (each item a fresh random patch)."""
@@ -218,7 +253,7 @@ def load_mni152_data(patch: Sequence[int] = (32, 24, 32), train_items: int = 64)
         return ((img - mean) / std).astype(np.float32)
 
     records = [{"image": norm(img)[None], "label": lab[None].astype(np.float32)} for img, lab in train_slabs]
-    train = TransformDataset(records, offline_train_transform(patch), length=train_items)
+    train = TransformDataset(records, offline_train_transform(patch), length=train_items, seed=seed)
 
     def tiles(y: tuple[int, int]) -> VolumeTensors:
         img = norm(t1[x0:x1, y[0]:y[1], z0:z1])
@@ -348,7 +383,7 @@ def load_decathlon_data(root: Path | None = None, pixdim: Sequence[float] = (1.0
             "labels": "tumour core, whole tumour, enhancing tumour (ConvertToMultiChannelBasedOnBratsClassesd)",
             "pixdim": list(pixdim), "roi": list(roi), "root": str(root)}
     meta = {"in_channels": 4, "out_channels": 3, "mode": "sigmoid", "roi": list(roi)}
-    return TaskData(train=DictToTuple(train), val=val, test=test, dataset="msd-task01-braintumour",
+    return TaskData(train=DictToTuple(train, seed=0), val=val, test=test, dataset="msd-task01-braintumour",
                     source="online", info=info, meta=meta)
 
 
@@ -401,20 +436,22 @@ class BrainTumourTask(Task):
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:
         if source == "offline":
-            return load_mni152_data(self.setup["patch"], self.setup["train_items"])
+            return load_mni152_data(self.setup["patch"], self.setup["train_items"], seed)
         if source == "online":
             return load_decathlon_data(root, self.setup["pixdim"], self.setup["roi"])
         raise UserError(f"unknown data source {source!r}; valid data sources: offline, online")
 
     def dataloader(self, dataset: Dataset, batch_size: int, shuffle: bool, generator: torch.Generator | None):
-        """A plain loader (one process); a shuffled loader seeds the dataset's MONAI random
-        transforms from its generator, so every arm of a seed draws the same patches."""
-        if shuffle:
-            transform = getattr(_root_dataset(dataset), "transform", None)
-            if transform is not None and hasattr(transform, "set_random_state"):
-                seed = generator.initial_seed() if generator is not None else int(torch.randint(0, 2**31, (1,)).item())
-                transform.set_random_state(seed=(seed + 0xB7A1) % 2**32)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        """A plain loader (one process). A shuffled loader over randomly augmented data seeds the
+        per-item transform randomness from its generator, so every arm of a seed draws the same
+        patches, and draws fresh ones on every pass."""
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        items = _root_dataset(dataset)
+        if not (shuffle and isinstance(items, SeededItems)):
+            return loader
+        items.seed = generator.initial_seed() % 2**32 if generator is not None else int(torch.randint(0, 2**31, (1,)))
+        items.epoch = 0
+        return EpochLoader(loader, items)
 
     # -- model ------------------------------------------------------------------------------
     def build_model(self, data: TaskData, width: float = 1.0) -> nn.Module:
