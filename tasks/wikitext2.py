@@ -157,6 +157,19 @@ def local_parquet_files(root: Path) -> dict[str, list[str]] | None:
     return files if all(files.values()) else None
 
 
+def first_unreadable_parquet(files: dict[str, list[str]]) -> str | None:
+    """The first of ``files`` whose parquet footer cannot be read (to name a corrupt file)."""
+    import pyarrow.parquet as pq
+
+    for paths in files.values():
+        for path in paths:
+            try:
+                pq.read_metadata(path)
+            except Exception:  # noqa: BLE001
+                return path
+    return None
+
+
 def _how_to_get(root: Path) -> str:
     urls = ", ".join(HF_PARQUET_URL.format(split=s) for s in SPLITS)
     return (f"download {urls} into {root / HF_CONFIG} (or run once with network access so that "
@@ -220,6 +233,10 @@ def load_wikitext_data(root: Path | None, seq_len: int) -> TaskData:
     except DataUnavailableError:
         raise
     except Exception as exc:  # noqa: BLE001 - missing, corrupt or unreachable: one actionable message
+        bad = first_unreadable_parquet(files) if files is not None else None
+        if bad is not None:
+            raise DataUnavailableError(f"WikiText-2 file {bad} is corrupt or partial (not readable as parquet); "
+                                       f"delete it and {how}") from exc
         raise DataUnavailableError(f"could not load WikiText-2 ({where}): {type(exc).__name__}: {exc}; {how}") from exc
     info = {"split": "the published wikitext-2-raw-v1 train / validation / test", "loaded_from": where}
     return make_task_data(texts, seq_len, "wikitext-2-raw-v1", "online", info)
