@@ -13,6 +13,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,17 @@ class RecordError(ValueError):
     """A record that cannot be used: unreadable, truncated, wrong schema version, missing keys."""
 
 
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    """The schema compiled once: ``jsonschema.validate`` re-checks the schema itself on every call,
+    19 of its 20 ms per record (3 minutes for a 10,000-record leaderboard)."""
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(SCHEMA)
+    cls.check_schema(SCHEMA)
+    return cls(SCHEMA)
+
+
 def validate(data: Any) -> None:
     import jsonschema
 
@@ -165,18 +177,19 @@ def validate(data: Any) -> None:
     missing = [k for k in SCHEMA["required"] if k not in data]
     if missing:
         raise RecordError(f"missing keys: {', '.join(missing)}")
-    try:
-        jsonschema.validate(data, SCHEMA)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
-        raise RecordError(f"invalid at {where}: {exc.message}") from None
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+        raise RecordError(f"invalid at {where}: {error.message}")
 
 
 def read_record(path: Path) -> dict[str, Any]:
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as exc:
         raise RecordError(f"unreadable: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"not valid JSON (corrupt: not UTF-8 text at byte {exc.start})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,6 @@ import yaml
 
 from dendrobench import results, stats
 from dendrobench.errors import UserError
-from dendrobench.results import RecordError
 
 from . import svg
 
@@ -61,7 +59,7 @@ def load_records(results_dirs: Sequence[Path | str],
     records: list[dict[str, Any]] = []
     problems: list[tuple[Path, str]] = []
     for d in results_dirs:
-        records.extend(_iter_records(Path(d), problems))
+        records.extend(results.iter_records(Path(d), problems))
     for path, why in problems:
         (warn or _stderr)(f"warning: skipping {path}: {why}")
     if not records:
@@ -69,66 +67,6 @@ def load_records(results_dirs: Sequence[Path | str],
         detail = f" ({len(problems)} file(s) skipped as unusable, see the warnings above)" if problems else ""
         raise UserError(f"no usable run records in {where}{detail}; run `dendrobench task=NAME` first")
     return records, problems
-
-
-def _iter_records(results_dir: Path, problems: list[tuple[Path, str]]) -> Iterable[dict[str, Any]]:
-    """``results.iter_records``'s walk and rules, one file at a time, so no single file stops the build.
-
-    Two differences, both reported upstream (see :func:`_read`): a file that is not UTF-8 is a
-    problem like any other corrupt file (``read_record`` lets ``UnicodeDecodeError`` escape and ends
-    ``iter_records``'s generator), and validation reuses one compiled schema validator.
-    """
-    for path in sorted(results_dir.rglob("*.json")):
-        if any(part.startswith(".") for part in path.relative_to(results_dir).parts):
-            continue
-        try:
-            yield _read(path)
-        except RecordError as exc:
-            problems.append((path, str(exc)))
-
-
-@lru_cache(maxsize=1)
-def _schema_validator() -> Any:
-    import jsonschema
-
-    cls = jsonschema.validators.validator_for(results.SCHEMA)
-    cls.check_schema(results.SCHEMA)
-    return cls(results.SCHEMA)
-
-
-def _validate(data: Any) -> None:
-    """``results.validate`` with the schema compiled once.
-
-    ``results.validate`` calls ``jsonschema.validate``, which re-checks the schema itself on every
-    call: 19 ms of its 20 ms per record, 3 minutes for 10,000 records. The checks and messages are
-    the same (tests/test_leaderboard.py compares them); if ``results.validate`` caches its validator,
-    this function can go.
-    """
-    import jsonschema
-
-    if not isinstance(data, dict) or data.get("schema_version") != results.SCHEMA_VERSION or any(
-            k not in data for k in results.SCHEMA["required"]):
-        results.validate(data)  # the cheap checks, with their exact messages
-    error = jsonschema.exceptions.best_match(_schema_validator().iter_errors(data))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise RecordError(f"invalid at {where}: {error.message}")
-
-
-def _read(path: Path) -> dict[str, Any]:
-    """``results.read_record`` with :func:`_validate`, and non-UTF-8 bytes reported as corruption."""
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise RecordError(f"unreadable: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise RecordError(f"not valid JSON (corrupt: not UTF-8 text at byte {exc.start})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"not valid JSON (truncated or corrupt): {exc.msg} at line {exc.lineno}") from None
-    _validate(data)
-    return data
 
 
 def _stderr(msg: str) -> None:

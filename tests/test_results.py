@@ -68,6 +68,14 @@ def test_truncated_file_is_reported_by_name(tmp_path):
     assert problems and problems[0][0] == bad and "not valid JSON" in problems[0][1]
 
 
+def test_non_utf8_file_is_a_problem_not_the_end_of_the_walk(tmp_path):
+    (tmp_path / "a.json").write_bytes(b"\xff\xfe{")
+    write_record(tmp_path / "b.json", make_record())
+    problems = []
+    assert len(list(iter_records(tmp_path, problems))) == 1
+    assert "not UTF-8" in problems[0][1]
+
+
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "r.json"
     atomic_write_json(path, {"v": 1})
