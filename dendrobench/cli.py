@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     # slower whenever another process holds a core (measured on 2 shared cores); passive waiting
     # costs nothing measurable when the machine is idle.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # torch_geometric scripts a helper at import time; torch's deprecation notice is not the user's business
+    warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
     args = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
