@@ -28,8 +28,8 @@ Data
     in ``root`` (``data.root``; default ``$DENDROBENCH_CACHE/brain-tumour``, i.e.
     ``~/.cache/dendrobench/brain-tumour``), which must hold ``Task01_BrainTumour/``. Labels become the
     three overlapping tumour sub-regions of the MONAI BraTS tutorial (tumour core, whole tumour,
-    enhancing tumour; ``ConvertToMultiChannelBasedOnBratsClassesd``), sigmoid outputs, Dice over the
-    three. Split: MONAI's own ``val_frac=0.2`` held-out part of the training cases (``seed=0``) is
+    enhancing tumour; :class:`MsdBratsToMultiChannel`, the tutorial's conversion for MSD's label
+    numbering), sigmoid outputs, Dice over the three. Split: MONAI's own ``val_frac=0.2`` held-out part of the training cases (``seed=0``) is
     halved into validation and test (MSD's test cases have no labels). Preprocessing follows the
     tutorial (RAS orientation, resampling, per-channel non-zero normalisation; training: random
     crop, flips, intensity scale / shift); evaluation uses sliding-window inference over whole
@@ -292,12 +292,31 @@ def _how_to_get(root: Path) -> str:
             f"imagesTr/ and labelsTr/ (or pass data.root=DIR with DIR/{DECATHLON_TASK})")
 
 
+class MsdBratsToMultiChannel:
+    """MSD Task01 labels to the three overlapping BraTS sub-regions, as in the MONAI BraTS tutorial
+    (``brats_segmentation_3d``): tumour core = labels 2 or 3, whole tumour = 1, 2 or 3, enhancing
+    tumour = 2. (MONAI's built-in ``ConvertToMultiChannelBasedOnBratsClassesd`` expects the original
+    BraTS values 1 / 2 / 4, which MSD renumbered to 1..3, so the tutorial defines its own; so do we.)
+    """
+
+    def __init__(self, key: str = "label"):
+        self.key = key
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        d = dict(data)
+        lab = torch.as_tensor(d[self.key])
+        if lab.ndim == 4 and lab.shape[0] == 1:
+            lab = lab[0]
+        tc = (lab == 2) | (lab == 3)
+        d[self.key] = torch.stack([tc, tc | (lab == 1), lab == 2]).float()
+        return d
+
+
 def decathlon_transforms(train: bool, pixdim: Sequence[float], roi: Sequence[int]) -> Any:
     """The MONAI BraTS tutorial's preprocessing, resampled to ``pixdim`` mm; training adds a random
     ``roi`` crop, flips on every axis and intensity scale / shift."""
     from monai.transforms import (
         Compose,
-        ConvertToMultiChannelBasedOnBratsClassesd,
         EnsureChannelFirstd,
         EnsureTyped,
         LoadImaged,
@@ -316,8 +335,8 @@ def decathlon_transforms(train: bool, pixdim: Sequence[float], roi: Sequence[int
         LoadImaged(keys, image_only=True),
         EnsureChannelFirstd("image"),
         EnsureTyped(keys),
-        ConvertToMultiChannelBasedOnBratsClassesd("label"),
-        Orientationd(keys, axcodes="RAS"),
+        MsdBratsToMultiChannel("label"),
+        Orientationd(keys, axcodes="RAS", labels=None),
         Spacingd(keys, pixdim=tuple(pixdim), mode=("bilinear", "nearest")),
         NormalizeIntensityd("image", nonzero=True, channel_wise=True),
     ]
@@ -380,7 +399,7 @@ def load_decathlon_data(root: Path | None = None, pixdim: Sequence[float] = (1.0
     test = Subset(DictToTuple(held), list(range(half, len(held))))
     info = {"split": f"MONAI DecathlonDataset val_frac={val_frac:.3f} seed=0 held-out cases, halved into val / test",
             "split_sizes": {"train": len(train), "val": len(val), "test": len(test)},
-            "labels": "tumour core, whole tumour, enhancing tumour (ConvertToMultiChannelBasedOnBratsClassesd)",
+            "labels": "tumour core (2|3), whole tumour (1|2|3), enhancing tumour (2), as in the MONAI BraTS tutorial",
             "pixdim": list(pixdim), "roi": list(roi), "root": str(root)}
     meta = {"in_channels": 4, "out_channels": 3, "mode": "sigmoid", "roi": list(roi)}
     return TaskData(train=DictToTuple(train, seed=0), val=val, test=test, dataset="msd-task01-braintumour",

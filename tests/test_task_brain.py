@@ -1,0 +1,186 @@
+"""The brain-tumour task: offline MNI152 grey/white-matter slabs, MONAI's 3D UNet, and the
+Task01_BrainTumour loader on a tiny Decathlon-layout folder of NIfTI files written here. No network:
+conftest forbids sockets; DENDROBENCH_CACHE is a fresh folder, so nilearn's bundled files are read."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from dendrobench.baselines.unet3d import TINY_UNET, build_unet3d
+from dendrobench.tasks import brain_tumour as mod
+from dendrobench.tasks.brain_tumour import BrainTumourTask
+
+from dendrobench.errors import DataUnavailableError
+from dendrobench.registry import get_task
+
+CPU = torch.device("cpu")
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(autouse=True)
+def offline_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DENDROBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DENDROBENCH_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def mni(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DENDROBENCH_CACHE", str(tmp_path_factory.mktemp("mni-cache")))
+    try:
+        task = BrainTumourTask(budget="smoke")
+        return task, task.load_data("offline", 0)
+    finally:
+        mp.undo()
+
+
+def test_registered_and_described():
+    task = get_task("brain-tumour")
+    assert isinstance(task, BrainTumourTask)
+    assert task.metric == "mean_dice" and task.modality == "3d-volume"
+    assert set(task.budgets) == {"smoke", "quick", "standard", "full"}
+    assert task.evaluator.error(0.8) == pytest.approx(0.2)
+
+
+# -- offline data ---------------------------------------------------------------------------------
+def test_offline_mni152_data(mni):
+    task, data = mni
+    assert data.dataset == "mni152-gm-wm" and data.source == "offline"
+    x, y = data.train[0]
+    assert x.shape == y.shape == (1, 16, 16, 16) and x.dtype == torch.float32
+    assert set(torch.unique(y).tolist()) <= {0.0, 1.0, 2.0}
+    assert len(data.val) == len(data.test) == 4
+    vx, vy = data.val[0]
+    assert vx.shape == vy.shape == (1, 40, 16, 40)
+    for part in (data.val, data.test):  # every held-out split holds both tissues
+        assert set(torch.unique(part.labels).tolist()) == {0, 1, 2}
+    gm, wm = data.info["voxels"]["test"][1:]
+    assert gm > 5000 and wm > 5000
+
+
+def test_offline_slabs_disjoint_and_deterministic(mni):
+    _, data = mni
+    slabs = [*mod.TRAIN_Y, mod.VAL_Y, mod.TEST_Y]
+    covered = [set(range(a, b)) for a, b in slabs]
+    assert sum(map(len, covered)) == len(set().union(*covered))  # no y index in two splits
+    again = BrainTumourTask(budget="smoke").load_data("offline", 0)
+    assert torch.equal(data.val.images, again.val.images) and torch.equal(data.test.labels, again.test.labels)
+    for i in (0, 3, 5):  # random patches are a function of (seed, pass, index): indexing is deterministic
+        assert torch.equal(data.train[i][0], again.train[i][0])
+    assert not torch.equal(data.train[0][0], data.train[1][0])
+
+
+def test_training_loader_same_per_seed_fresh_per_pass(mni):
+    task, data = mni
+
+    def first_batches(seed: int) -> list[torch.Tensor]:
+        loader = task.dataloader(data.train, 2, True, torch.Generator().manual_seed(seed))
+        return [next(iter(loader))[0] for _ in range(2)]  # two passes
+
+    a, b, c = first_batches(0), first_batches(0), first_batches(1)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])  # every arm of a seed: the same patches
+    assert not torch.equal(a[0], a[1])  # each pass draws fresh patches
+    assert not torch.equal(a[0], c[0])
+
+
+# -- model --------------------------------------------------------------------------------------
+def test_model_shapes_and_width(mni):
+    task, data = mni
+    model = task.build_model(data)
+    batch = next(iter(task.dataloader(data.val, 2, False, None)))
+    assert model(*task.inputs(batch)).shape == (2, 3, 40, 16, 40)
+    assert n_params(task.build_model(data, 1.5)) > n_params(model) > n_params(task.build_model(data, 0.5))
+    assert n_params(build_unet3d(TINY_UNET, 1, 3, 0.01)) > 0  # every level keeps at least one channel
+    assert any(isinstance(m, torch.nn.Conv3d) for m in model.modules())
+
+
+def test_training_reduces_loss_and_evaluates(mni):
+    task, data = mni
+    torch.manual_seed(0)
+    model = task.build_model(data)
+    batch = next(iter(task.dataloader(data.train, 2, True, torch.Generator().manual_seed(0))))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(8):
+        loss = task.loss(model(*task.inputs(batch)), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0]
+    scores = task.evaluate(model, task.dataloader(data.val, 4, False, None), CPU)
+    assert set(scores) == {"mean_dice", "dice_0", "dice_1"}
+    assert 0.0 <= scores["mean_dice"] <= 1.0
+
+
+# -- online: MSD Task01_BrainTumour ----------------------------------------------------------------
+def write_decathlon(root, cases: int = 3, shape=(16, 16, 12)) -> None:
+    """A tiny Task01_BrainTumour: dataset.json, imagesTr (4-channel, channel last as in MSD) and
+    labelsTr (MSD's values: 1 oedema around a core of 3 with 2 inside, read as the MONAI tutorial does:
+    TC = 2|3, WT = 1|2|3, ET = 2)."""
+    import nibabel as nib
+
+    folder = root / mod.DECATHLON_TASK
+    (folder / "imagesTr").mkdir(parents=True)
+    (folder / "labelsTr").mkdir()
+    rng = np.random.default_rng(0)
+    training = []
+    for i in range(cases):
+        image = rng.normal(size=(*shape, 4)).astype(np.float32) + 2.0
+        label = np.zeros(shape, dtype=np.uint8)
+        label[4:12, 4:12, 3:9] = 1
+        label[6:10, 6:10, 4:8] = 3
+        label[7:9, 7:9, 5:7] = 2
+        name = f"BRATS_{i + 1:03d}.nii.gz"
+        nib.save(nib.Nifti1Image(image, np.eye(4)), folder / "imagesTr" / name)
+        nib.save(nib.Nifti1Image(label, np.eye(4)), folder / "labelsTr" / name)
+        training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
+    manifest = {"name": "BRATS", "description": "fixture", "reference": "test", "licence": "CC-BY-SA 4.0",
+                "tensorImageSize": "4D", "modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"},
+                "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
+                "numTraining": cases, "numTest": 0, "training": training, "test": []}
+    (folder / "dataset.json").write_text(json.dumps(manifest))
+
+
+def test_online_decathlon_fixture(tmp_path):
+    write_decathlon(tmp_path)
+    task = BrainTumourTask(budget="smoke")
+    task.setup.update(pixdim=(1.0, 1.0, 1.0), roi=(16, 16, 8))
+    data = task.load_data("online", 0, root=tmp_path)
+    assert data.dataset == "msd-task01-braintumour" and data.source == "online"
+    assert (len(data.train), len(data.val), len(data.test)) == (1, 1, 1)
+    x, y = data.train[0]
+    assert type(x) is torch.Tensor and x.shape == (4, 16, 16, 8) and y.shape == (3, 16, 16, 8)  # random ROI crop
+    vx, vy = data.val[0]
+    assert vx.shape == (4, 16, 16, 12) and vy.shape == (3, 16, 16, 12)  # whole volume
+    assert set(torch.unique(vy).tolist()) == {0.0, 1.0}
+    tc, wt, et = vy  # whole tumour = labels 1, 2, 3; tumour core = 2, 3; enhancing = 2
+    assert (int(wt.sum()), int(tc.sum()), int(et.sum())) == (8 * 8 * 6, 4 * 4 * 4, 2 * 2 * 2)
+    assert abs(float(vx[0][vx[0] != 0].mean())) < 0.2  # non-zero normalisation, channel-wise
+    model = task.build_model(data)
+    batch = next(iter(task.dataloader(data.train, 1, True, torch.Generator().manual_seed(0))))
+    out = model(*task.inputs(batch))
+    assert out.shape == (1, 3, 16, 16, 8) and torch.isfinite(task.loss(out, batch))
+    scores = task.evaluate(model, task.dataloader(data.test, 1, False, None), CPU)  # sliding window (12 > 8)
+    assert set(scores) == {"mean_dice", "dice_0", "dice_1", "dice_2"} and 0.0 <= scores["mean_dice"] <= 1.0
+
+
+def test_online_missing_names_url_and_folder(tmp_path):
+    with pytest.raises(DataUnavailableError) as err:
+        BrainTumourTask(budget="smoke").load_data("online", 0, root=tmp_path)
+    message = str(err.value)
+    assert mod.DECATHLON_URL in message and str(tmp_path / "Task01_BrainTumour") in message
+
+
+def test_online_missing_volume_is_named(tmp_path):
+    write_decathlon(tmp_path)
+    victim = tmp_path / mod.DECATHLON_TASK / "labelsTr" / "BRATS_002.nii.gz"
+    victim.unlink()
+    with pytest.raises(DataUnavailableError, match="BRATS_002.nii.gz"):
+        BrainTumourTask(budget="smoke").load_data("online", 0, root=tmp_path)
