@@ -258,10 +258,14 @@ class WikiText2Task(Task):
                   "$DENDROBENCH_CACHE/wikitext2/wikitext-2-raw-v1 or the Hub cache)",
     }
     budgets = {
+        # seconds: a 1-layer, 32-wide model, 10 steps on a fixed subset
         "smoke": Budget(epochs=2, batch_size=16, lr=3e-3, steps_per_epoch=5, eval_batch_size=64,
                         max_train_examples=256, max_eval_examples=64),
-        "quick": Budget(epochs=5, batch_size=32, lr=2e-3, steps_per_epoch=60, optimizer="adamw", weight_decay=0.01,
+        # about half a minute per arm on 2 CPU cores: 2 layers x 128 wide (479 k), 300 steps of
+        # 16 x 128 bytes (~1.6 passes over the pydoc training text)
+        "quick": Budget(epochs=5, batch_size=16, lr=2e-3, steps_per_epoch=60, optimizer="adamw", weight_decay=0.01,
                         schedule="cosine", warmup_steps=20, grad_clip=1.0, eval_batch_size=128),
+        # a paper-like CPU run: 4 layers x 256 wide, sequences of 256, 5,000 steps
         "standard": Budget(epochs=20, batch_size=32, lr=1e-3, steps_per_epoch=250, optimizer="adamw",
                            weight_decay=0.01, schedule="cosine", warmup_steps=200, grad_clip=1.0, eval_batch_size=64),
         # GPU scale: GPT-2-small-shaped model, AdamW 6e-4 with warm-up and cosine decay (nanoGPT-style)
