@@ -126,6 +126,8 @@ def test_gd_epoch_is_at_most_half_of_perforatedai_on_bbbp(benchmark, tmp_path, m
         engine.done(model)
         return times
 
+    run("gd", 1)  # warm-up, untimed: the first pass pays for kernel and allocator warm-up, which
+    run("perforatedai", 1)  # would otherwise be charged to whichever engine happens to go first
     figures = {}
     for n in (1,):
         gd = run("gd", n)
