@@ -26,7 +26,6 @@ import hashlib
 import os
 import tempfile
 import threading
-import urllib.request
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -39,6 +38,7 @@ from dendrobench.baselines.gin import GINConfig, build_gin
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
+from dendrobench import downloads
 from dendrobench.errors import DataUnavailableError, UserError
 from dendrobench.task import Budget, Task, TaskData, cache_dir
 
@@ -324,19 +324,6 @@ def load_b3db() -> tuple[MoleculeGraphs, dict[str, Any]]:
     return cached_graphs("b3db", path, build)
 
 
-def _download(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Fetch ``url`` to ``dest`` atomically, with a timeout so a closed network fails fast."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, os.fdopen(fd, "wb") as f:
-            while chunk := response.read(1 << 16):
-                f.write(chunk)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def ensure_bbbp_raw(root: Path) -> Path:
     """The raw BBBP.csv under ``root`` in PyG's layout, downloading it once if it is missing.
@@ -349,10 +336,10 @@ def ensure_bbbp_raw(root: Path) -> Path:
     if raw.is_file():
         return raw
     how = (f"download {BBBP_URL} and save it as {raw} (or pass data.root=DIR to use DIR/bbbp/raw/BBBP.csv)")
-    if os.environ.get("DENDROBENCH_OFFLINE", "").strip() not in ("", "0"):
+    if downloads.offline_forced():
         raise DataUnavailableError(f"MoleculeNet BBBP is not at {raw} and DENDROBENCH_OFFLINE is set; {how}")
     try:
-        _download(BBBP_URL, raw)
+        downloads.download(BBBP_URL, raw, timeout=DOWNLOAD_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - any network failure becomes one actionable message
         raise DataUnavailableError(f"MoleculeNet BBBP is not at {raw} and the download failed "
                                    f"({type(exc).__name__}: {exc}); {how}") from exc

@@ -31,9 +31,6 @@ file is checked against torchvision's MD5 before loading, so a corrupt or partia
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +49,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.dataloader import default_collate
 
+from dendrobench import downloads
 from dendrobench.errors import DataUnavailableError, UserError
 from dendrobench.task import Budget, Task, TaskData, cache_dir
 
@@ -67,9 +65,6 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 def default_cifar10_root() -> Path:
     return cache_dir() / "cifar10"
 
-
-def _offline_forced() -> bool:
-    return os.environ.get("DENDROBENCH_OFFLINE", "").strip() not in ("", "0")
 
 
 # -- image tensors and batch augmentation ---------------------------------------------------------
@@ -223,22 +218,6 @@ def _how_to_get(root: Path) -> str:
             f"and batches.meta (or pass data.root=DIR to use DIR/{cls.base_folder})")
 
 
-def _download(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Fetch ``url`` to ``dest`` atomically, with a socket timeout so a dead network fails fast.
-
-    torchvision's own downloader has no timeout and can hang on a network that drops packets.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, os.fdopen(fd, "wb") as f:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def ensure_cifar10(root: Path, download: bool = True) -> Path:
     """Make sure ``root/cifar-10-batches-py`` holds intact CIFAR-10 files; returns that folder.
@@ -262,12 +241,12 @@ def ensure_cifar10(root: Path, download: bool = True) -> Path:
         return folder
     missing = [name for name, _ in files if not (folder / name).is_file()]
     if not archive.is_file():
-        if not download or _offline_forced():
+        if not download or downloads.offline_forced():
             why = "DENDROBENCH_OFFLINE is set" if download else "downloading was not asked for"
             raise DataUnavailableError(f"CIFAR-10 is not in {folder} (missing: {', '.join(missing)}) and {why}; "
                                        f"{_how_to_get(root)}")
         try:
-            _download(cls.url, archive)
+            downloads.download(cls.url, archive, timeout=DOWNLOAD_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - any network failure becomes one actionable message
             raise DataUnavailableError(f"CIFAR-10 is not in {folder} and downloading {cls.url} failed "
                                        f"({type(exc).__name__}: {exc}); {_how_to_get(root)}") from exc

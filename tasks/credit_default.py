@@ -34,7 +34,6 @@ defaulters keeps the ROC-AUC's sampling error near 0.03). Card data: 70/15/15.
 
 from __future__ import annotations
 
-import os
 import socket
 import warnings
 from collections.abc import Sequence
@@ -48,6 +47,7 @@ from dendrobench.baselines.mlp import MLPConfig, build_mlp
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from dendrobench import downloads
 from dendrobench.errors import DataUnavailableError, UserError
 from dendrobench.task import Budget, Task, TaskData, cache_dir
 
@@ -83,9 +83,6 @@ def default_openml_home() -> Path:
 def default_csv_path() -> Path:
     return cache_dir() / "credit-default" / CSV_NAME
 
-
-def _offline_forced() -> bool:
-    return os.environ.get("DENDROBENCH_OFFLINE", "").strip() not in ("", "0")
 
 
 def german_credit_path() -> Path:
@@ -204,7 +201,7 @@ def load_uci_openml(data_home: Path, csv_path: Path, download: bool = True) -> t
         x, y = load_uci_csv(csv_path)
         return x, y, str(csv_path)
     cached = _openml_cached(data_home)
-    if not cached and (not download or _offline_forced()):
+    if not cached and (not download or downloads.offline_forced()):
         why = "DENDROBENCH_OFFLINE is set" if download else "downloading was not asked for"
         raise DataUnavailableError(f"the UCI credit card default data (OpenML {OPENML_ID}) is not cached in "
                                    f"{data_home} and {why}; {_how_to_get(data_home, csv_path)}")

@@ -187,7 +187,7 @@ def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
     def no_network(url, dest, timeout=0.0):
         raise OSError("Network is unreachable")
 
-    monkeypatch.setattr(bbbp, "_download", no_network)
+    monkeypatch.setattr(bbbp.downloads, "download", no_network)
     with pytest.raises(DataUnavailableError, match="download failed.*Network is unreachable"):
         BBBPTask().load_data("online", seed=0, root=tmp_path)
     assert not (tmp_path / "bbbp" / "raw" / "BBBP.csv").exists()

@@ -198,7 +198,7 @@ def test_download_failure_is_fast_and_clear(tmp_path, monkeypatch):
     def refuse(url, dest, timeout=mod.DOWNLOAD_TIMEOUT_S):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(mod, "_download", refuse)
+    monkeypatch.setattr(mod.downloads, "download", refuse)
     with pytest.raises(DataUnavailableError, match="downloading .*cifar-10-python.tar.gz failed"):
         Cifar10Task().load_data("online", 0, root=tmp_path / "c")
 
