@@ -23,7 +23,7 @@ Differences from the proprietary Perforated Backpropagation are listed in ``docs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,34 +31,23 @@ from torch import nn
 
 from dendrobench.dendrites.base import DendriteEngine, EngineContext, LossFn, ValidationDecision
 from dendrobench.dendrites.convert import find_layers, replace_module
-from dendrobench.dendrites.gd import CycleSchedule
+from dendrobench.dendrites.gd import CycleSchedule, GDConfig
 from dendrobench.dendrites.modules import ACTIVATIONS, Branch, DendriticLayer
 from dendrobench.errors import ConfigError
 
 
 @dataclass
-class CCConfig:
-    max_dendrites: int = 2
+class CCConfig(GDConfig):
+    """gd's parameters (schedule, dendrite kind, conversion) plus the dendrite phase's own.
+    In fixed mode a null ``switch_epochs`` splits what the dendrite phases leave evenly."""
+
     candidates: int = 4  # candidate dendrites trained per layer in each dendrite phase
     candidate_epochs: int = 1  # length of a dendrite phase, in epochs of the budget
     candidate_lr_factor: float = 3.0  # candidates' Adam lr = this x the runner's current lr
     objective: str = "correlation"  # correlation | covariance
-    switch_mode: str = "fixed"  # fixed | plateau (when a neuron phase ends)
-    switch_epochs: int | None = None  # fixed: epochs per neuron phase; null = what is left split evenly
-    improvement_threshold: float = 1e-3
-    patience: int = 2
-    min_phase_epochs: int = 1
-    activation: str = "tanh"
-    dendrite: str = "standard"  # a name in the entry-point group dendrobench.dendrites
-    dendrite_params: dict[str, Any] = field(default_factory=dict)
-    types: list[str] = field(default_factory=lambda: ["Linear", "Conv1d", "Conv2d", "Conv3d"])
-    modules_to_convert: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    freeze_scale: bool = False  # validity check: output weights stay zero, dendrites never act
 
     def validate(self) -> None:
-        if self.max_dendrites < 0:
-            raise ConfigError(f"max_dendrites must be >= 0, got {self.max_dendrites}")
+        super().validate()
         if self.candidates < 1:
             raise ConfigError(f"candidates must be >= 1, got {self.candidates}")
         if self.candidate_epochs < 0:
@@ -67,12 +56,6 @@ class CCConfig:
             raise ConfigError(f"candidate_lr_factor must be positive, got {self.candidate_lr_factor}")
         if self.objective not in ("correlation", "covariance"):
             raise ConfigError(f"unknown objective {self.objective!r}; valid: correlation, covariance")
-        if self.switch_mode not in ("fixed", "plateau"):
-            raise ConfigError(f"unknown switch_mode {self.switch_mode!r}; valid: fixed, plateau")
-        if self.switch_epochs is not None and self.switch_epochs < 1:
-            raise ConfigError(f"switch_epochs must be >= 1 or null, got {self.switch_epochs}")
-        if self.patience < 1 or self.min_phase_epochs < 1:
-            raise ConfigError("patience and min_phase_epochs must be >= 1")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
 
