@@ -230,7 +230,7 @@ class ArmSpec:
 
 
 def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device: torch.device,
-              record: Record, progress: Callable[[int], None] | None = None) -> Record:
+              record: Record, progress: Any | None = None) -> Record:
     """Train one arm under the budget and fill ``record``; raises Diverged on NaN/inf."""
     evaluator = task.evaluator
     metric = evaluator.name
@@ -246,6 +246,9 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
         build = optimizer_factory(budget)
         optimizer = engine.make_optimizer(model, build)
         total = ctx.total_steps
+        if progress is not None:  # a tqdm bar: its length is known only once the loaders exist
+            progress.total = total
+            progress.refresh()
 
         def loss_fn(m: nn.Module, batch: Any) -> torch.Tensor:
             return task.loss(m(*task.inputs(batch)), batch)
@@ -266,8 +269,8 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
                 if not math.isfinite(loss):
                     raise Diverged(f"non-finite training loss {loss} at step {step} (epoch {epoch})")
                 losses.append(loss)
-                if progress:
-                    progress(1)
+                if progress is not None:
+                    progress.update(1)
             val = task.evaluate(model, loaders.val, device)
             score = val[metric]
             if not math.isfinite(score):
@@ -422,9 +425,8 @@ class Suite:
             record.extra["data_info"] = dict(data.info)
             spec = self.arm_spec(arm, seed, data, by_arm)  # the wide arm's width search is set-up, not training
             t0 = time.perf_counter()
-            bar = tqdm(total=self.budget.epochs * (self.budget.steps_per_epoch or 0) or None,
-                       desc=f"  {arm} s{seed}", unit="step", leave=False, disable=not show)
-            train_arm(self.task, data, self.budget, spec, self.device, record, progress=bar.update)
+            bar = tqdm(desc=f"  {arm} s{seed}", unit="step", leave=False, disable=not show)
+            train_arm(self.task, data, self.budget, spec, self.device, record, progress=bar)
         except Diverged as exc:
             record.status, record.message = "diverged", str(exc)
         except KeyboardInterrupt:
