@@ -65,7 +65,9 @@ class DendriticLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layer(x)
         for branch in self.branches:
-            out = out + branch(x)
+            # one fused multiply-add instead of a product and a sum: a dendrite's cost should be
+            # its FLOPs, not extra passes over the layer's output (exact when the scale is zero)
+            out = torch.addcmul(out, branch.act(branch.dendrite(x)), branch.scale.view(branch.view))
         return out
 
     def add_branch(self, branch: Branch) -> None:
