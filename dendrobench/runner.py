@@ -42,6 +42,7 @@ import dendrobench
 from dendrobench.config import RunConfig
 from dendrobench.cost import count_params, flops_per_sample, peak_memory_mb, reset_peak_memory
 from dendrobench.dendrites.base import DendriteEngine, EngineContext
+from dendrobench.errors import UserError
 from dendrobench.registry import get_engine_class, get_task
 from dendrobench.results import Record, RecordError, config_hash, read_record, record_path, write_record
 from dendrobench.task import Budget, Task, TaskData, move_to
@@ -429,7 +430,9 @@ class Suite:
             train_arm(self.task, data, self.budget, spec, self.device, record, progress=bar)
         except Diverged as exc:
             record.status, record.message = "diverged", str(exc)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, UserError):
+            # a user error (data to download by hand, a bad setting found late) is not a run that
+            # failed: nothing is recorded and the CLI says it in one line
             raise
         except Exception as exc:  # noqa: BLE001 - a failing run is recorded; the suite goes on
             record.status = "failed"

@@ -75,6 +75,16 @@ def test_corrupt_record_is_reported_kept_aside_and_redone(cli_env, tmp_path):
     assert json.loads(path.read_text())["status"] == "ok"
 
 
+def test_online_data_to_download_is_one_line_and_records_nothing(cli_env, tmp_path):
+    results = tmp_path / "res"
+    out = run(["task=toy_task:DownloadFirstSpirals", "data.source=online", "budget=smoke", "seed=0",
+               f"results_dir={results}"], cli_env, tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert "download it from" in line and "spirals.csv" in line
+    assert not results.exists() or not list(results.glob("*.json"))
+
+
 def test_list_shows_tasks_engines_budgets(cli_env, tmp_path):
     out = run(["list"], cli_env, tmp_path)
     assert out.returncode == 0, out.stderr

@@ -47,3 +47,15 @@ class SpiralTask(Task):
 
     def loss(self, output, batch):
         return nn.functional.cross_entropy(output, batch[1])
+
+
+class DownloadFirstSpirals(SpiralTask):
+    """Its online data must be fetched by hand: what a task says on a machine with no network."""
+
+    def load_data(self, source, seed, root=None):
+        if source == "online":
+            from dendrobench.errors import DataUnavailableError
+
+            raise DataUnavailableError("spirals.csv is not in /nowhere; download it from https://example.invalid "
+                                       "and put it there")
+        return super().load_data(source, seed, root)
