@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from dendrobench.stats import rer
+
 
 def _mean_std(values: Sequence[float]) -> str:
     vals = [v for v in values if v is not None and math.isfinite(v)]
@@ -37,9 +39,9 @@ def paired_rer(records: Sequence[dict[str, Any]], arm: str, reference: str) -> l
     out = []
     for (a, seed), rec in by.items():
         ref = by.get((reference, seed))
-        if a != arm or ref is None or ref["error"] == 0:
-            continue
-        out.append((ref["error"] - rec["error"]) / ref["error"])
+        value = rer(ref["error"], rec["error"]) if a == arm and ref is not None else None
+        if value is not None:
+            out.append(value)
     return out
 
 
