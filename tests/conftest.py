@@ -50,6 +50,14 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """A private DENDROBENCH_CACHE and no download attempts: a task test sees only its own files."""
+    monkeypatch.setenv("DENDROBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DENDROBENCH_OFFLINE", "1")
+    return tmp_path / "cache"
+
+
+@pytest.fixture
 def cli_env(tmp_path):
     """Environment for running the console script in a subprocess: test tasks importable, no bars."""
     env = dict(os.environ)

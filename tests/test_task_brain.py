@@ -13,20 +13,16 @@ from dendrobench.baselines.unet3d import TINY_UNET, build_unet3d
 from dendrobench.tasks import brain_tumour as mod
 from dendrobench.tasks.brain_tumour import BrainTumourTask
 
+from dendrobench.cost import count_params
 from dendrobench.errors import DataUnavailableError
 from dendrobench.registry import get_task
 
 CPU = torch.device("cpu")
 
 
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 @pytest.fixture(autouse=True)
-def offline_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DENDROBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("DENDROBENCH_OFFLINE", "1")
+def offline_cache(private_cache):
+    """Every test here: a private cache folder, downloads forbidden."""
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +91,8 @@ def test_model_shapes_and_width(mni):
     model = task.build_model(data)
     batch = next(iter(task.dataloader(data.val, 2, False, None)))
     assert model(*task.inputs(batch)).shape == (2, 3, 40, 16, 40)
-    assert n_params(task.build_model(data, 1.5)) > n_params(model) > n_params(task.build_model(data, 0.5))
-    assert n_params(build_unet3d(TINY_UNET, 1, 3, 0.01)) > 0  # every level keeps at least one channel
+    assert count_params(task.build_model(data, 1.5)) > count_params(model) > count_params(task.build_model(data, 0.5))
+    assert count_params(build_unet3d(TINY_UNET, 1, 3, 0.01)) > 0  # every level keeps at least one channel
     assert any(isinstance(m, torch.nn.Conv3d) for m in model.modules())
 
 

@@ -14,18 +14,14 @@ from dendrobench.baselines.resnet import RESNET18_CIFAR, build_resnet, torchvisi
 from dendrobench.tasks import cifar10 as mod
 from dendrobench.tasks.cifar10 import Cifar10Task
 
+from dendrobench.cost import count_params
 from dendrobench.errors import DataUnavailableError
 from dendrobench.registry import get_task
 
 
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 @pytest.fixture(autouse=True)
-def offline_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DENDROBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("DENDROBENCH_OFFLINE", "1")
+def offline_cache(private_cache):
+    """Every test here: a private cache folder, downloads forbidden."""
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +73,13 @@ def test_model_shapes_and_width(digits):
     model = task.build_model(digits)
     batch = next(iter(task.dataloader(digits.val, 16, False, None)))
     assert model(*task.inputs(batch)).shape == (16, 10)
-    assert n_params(task.build_model(digits, 1.5)) > n_params(model) > n_params(task.build_model(digits, 0.5))
-    assert n_params(task.build_model(digits, 0.001)) > 0  # min 1 channel
+    assert count_params(task.build_model(digits, 1.5)) > count_params(model) > count_params(task.build_model(digits, 0.5))
+    assert count_params(task.build_model(digits, 0.001)) > 0  # min 1 channel
 
 
 def test_resnet18_layout_matches_torchvision():
     ours = build_resnet(RESNET18_CIFAR, 3, 10)
-    assert n_params(ours) == n_params(torchvision_resnet18_cifar(10)) == 11_173_962
+    assert count_params(ours) == count_params(torchvision_resnet18_cifar(10)) == 11_173_962
     task = Cifar10Task()
     task.configure("full")
     assert task.model_config == RESNET18_CIFAR

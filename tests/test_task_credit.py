@@ -15,12 +15,9 @@ import torch
 from dendrobench.tasks import credit_default as mod
 from dendrobench.tasks.credit_default import OPENML_ID, UCI_FEATURES, CreditDefaultTask
 
+from dendrobench.cost import count_params
 from dendrobench.errors import DataUnavailableError
 from dendrobench.registry import get_task
-
-
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 @pytest.fixture(autouse=True)
@@ -92,9 +89,9 @@ def test_model_shapes_and_width(german):
     model = task.build_model(german)
     batch = next(iter(task.dataloader(german.val, 32, False, None)))
     assert model(*task.inputs(batch)).shape == (32, 1)
-    assert n_params(task.build_model(german, 2.0)) > n_params(model) > n_params(task.build_model(german, 0.5))
+    assert count_params(task.build_model(german, 2.0)) > count_params(model) > count_params(task.build_model(german, 0.5))
     task.configure("full")
-    assert n_params(task.build_model(german)) > n_params(model)
+    assert count_params(task.build_model(german)) > count_params(model)
 
 
 def test_a_few_steps_reduce_the_loss_and_evaluate(german):

@@ -12,6 +12,7 @@ from dendrobench.baselines.transformer import TINY_LM, build_transformer_lm
 from dendrobench.tasks import wikitext2 as mod
 from dendrobench.tasks.wikitext2 import WikiText2Task
 
+from dendrobench.cost import count_params
 from dendrobench.errors import DataUnavailableError
 from dendrobench.registry import get_task
 
@@ -25,14 +26,9 @@ WIKI_LINES = {
 }
 
 
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 @pytest.fixture(autouse=True)
-def offline_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DENDROBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("DENDROBENCH_OFFLINE", "1")
+def offline_cache(private_cache):
+    """Every test here: a private cache folder, downloads forbidden."""
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +89,8 @@ def test_model_shapes_width_and_causality(pydoc):
     batch = next(iter(task.dataloader(pydoc.val, 4, False, None)))
     out = model(*task.inputs(batch))
     assert out.shape == (4, TINY_LM.max_len, 256)
-    assert n_params(task.build_model(pydoc, 1.5)) > n_params(model) > n_params(task.build_model(pydoc, 0.5))
-    assert n_params(task.build_model(pydoc, 1.05)) > n_params(model)  # continuous: the wide arm can match
+    assert count_params(task.build_model(pydoc, 1.5)) > count_params(model) > count_params(task.build_model(pydoc, 0.5))
+    assert count_params(task.build_model(pydoc, 1.05)) > count_params(model)  # continuous: the wide arm can match
     x = batch[0][:1].clone()
     x2 = x.clone()
     x2[0, -1] = (x2[0, -1] + 1) % 256  # changing the last token must not change earlier predictions

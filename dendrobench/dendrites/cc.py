@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from dendrobench.dendrites.base import DendriteEngine, EngineContext, LossFn, ValidationDecision
-from dendrobench.dendrites.convert import find_layers, replace_module
+from dendrobench.dendrites.convert import find_layers
 from dendrobench.dendrites.gd import CycleSchedule, GDConfig
-from dendrobench.dendrites.modules import ACTIVATIONS, Branch, DendriticLayer
+from dendrobench.dendrites.modules import ACTIVATIONS, Branch, convert_layers, count_dendrites
 from dendrobench.errors import ConfigError
 
 
@@ -128,8 +128,7 @@ class CorrelationDendrites(DendriteEngine):
     def wrap(self, model: nn.Module, ctx: EngineContext) -> nn.Module:
         cfg = self.cfg
         self.layers = find_layers(model, cfg.types, cfg.modules_to_convert, cfg.exclude)
-        for name in self.layers:
-            replace_module(model, name, DendriticLayer(model.get_submodule(name)))
+        convert_layers(model, self.layers)
         self.schedule = CCSchedule(cfg, ctx.higher_is_better)
         return model
 
@@ -249,4 +248,4 @@ class CorrelationDendrites(DendriteEngine):
         return sum(p.numel() for p in model.parameters())
 
     def dendrite_count(self, model: nn.Module) -> int:
-        return sum(m.n_dendrites for m in model.modules() if isinstance(m, DendriticLayer))
+        return count_dendrites(model)

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from dendrobench.dendrites.base import DendriteEngine, EngineContext, ValidationDecision
-from dendrobench.dendrites.convert import find_layers, replace_module
-from dendrobench.dendrites.modules import ACTIVATIONS, Branch, DendriticLayer
+from dendrobench.dendrites.convert import find_layers
+from dendrobench.dendrites.modules import ACTIVATIONS, Branch, convert_layers, count_dendrites
 from dendrobench.errors import ConfigError
 
 
@@ -98,8 +98,7 @@ class GradientDendrites(DendriteEngine):
     def wrap(self, model: nn.Module, ctx: EngineContext) -> nn.Module:
         cfg = self.cfg
         self.layers = find_layers(model, cfg.types, cfg.modules_to_convert, cfg.exclude)
-        for name in self.layers:
-            replace_module(model, name, DendriticLayer(model.get_submodule(name)))
+        convert_layers(model, self.layers)
         self.schedule = CycleSchedule(cfg, ctx.higher_is_better)
         return model
 
@@ -128,4 +127,4 @@ class GradientDendrites(DendriteEngine):
         return ValidationDecision(model, restructured=True, event="dendrites_added")
 
     def dendrite_count(self, model: nn.Module) -> int:
-        return sum(m.n_dendrites for m in model.modules() if isinstance(m, DendriticLayer))
+        return count_dendrites(model)

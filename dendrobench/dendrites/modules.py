@@ -76,3 +76,16 @@ class DendriticLayer(nn.Module):
     @property
     def n_dendrites(self) -> int:
         return len(self.branches)
+
+
+def convert_layers(model: nn.Module, names: list[str]) -> None:
+    """Replace each named layer by a :class:`DendriticLayer` around it (no dendrite yet, so the
+    model computes exactly what it did)."""
+    from dendrobench.dendrites.convert import replace_module
+
+    for name in names:
+        replace_module(model, name, DendriticLayer(model.get_submodule(name)))
+
+
+def count_dendrites(model: nn.Module) -> int:
+    return sum(m.n_dendrites for m in model.modules() if isinstance(m, DendriticLayer))
