@@ -105,9 +105,15 @@ class Task:
     budgets: ClassVar[dict[str, Budget]]
     version: ClassVar[str] = "1"  # bump when data or model change results; part of the record hash
 
+    # The model configuration each budget trains (e.g. a small GIN for smoke/quick, Hu et al.'s at
+    # standard/full); ``configure`` picks it into ``model_config`` for ``build_model`` to use.
+    models: ClassVar[dict[str, Any]] = {}
+    model_config: Any = None
+
     def configure(self, budget: str) -> None:
-        """Called once with the budget's name before any data or model: a task whose published
-        setup uses a bigger model at ``standard`` / ``full`` picks it here. Every arm sees the same."""
+        """Called once with the budget's name before any data or model, so a task whose published
+        setup uses a bigger model at ``standard`` / ``full`` trains it there. Every arm sees the same."""
+        self.model_config = self.models.get(budget, self.model_config)
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:

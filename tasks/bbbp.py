@@ -459,13 +459,6 @@ class BBBPTask(Task):
     def __init__(self, model: GINConfig | None = None):
         self.model_config: GINConfig = model or self.models["quick"]
 
-    def configure(self, budget: str) -> None:
-        """Pick the architecture of a budget (quick/smoke: small GIN; standard/full: Hu et al.'s).
-
-        A runner that knows this hook calls it before ``build_model``; without it the small GIN
-        (the quick budget's) is used for every budget.
-        """
-        self.model_config = self.models.get(budget, self.model_config)
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:

@@ -341,11 +341,6 @@ class Cifar10Task(Task):
         self.model_config: ResNetConfig = model or self.models["quick"]
         self.download = download
 
-    def configure(self, budget: str) -> None:
-        """Pick the architecture of a budget (smoke/quick: small ResNet; standard: ResNet-20;
-        full: ResNet-18). A runner that knows this hook calls it before ``build_model``; without it
-        the quick budget's small ResNet is used for every budget."""
-        self.model_config = self.models.get(budget, self.model_config)
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:

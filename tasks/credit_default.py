@@ -317,10 +317,6 @@ class CreditDefaultTask(Task):
         self.model_config: MLPConfig = model or self.models["quick"]
         self.download = download
 
-    def configure(self, budget: str) -> None:
-        """Pick the architecture of a budget (full: the large MLP; otherwise the small one). A
-        runner that knows this hook calls it before ``build_model``."""
-        self.model_config = self.models.get(budget, self.model_config)
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:

@@ -278,9 +278,6 @@ class WikiText2Task(Task):
     def __init__(self, model: TransformerConfig | None = None):
         self.model_config: TransformerConfig = model or self.models["quick"]
 
-    def configure(self, budget: str) -> None:
-        """Pick the budget's model (and so its sequence length, ``max_len``)."""
-        self.model_config = self.models.get(budget, self.model_config)
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:
