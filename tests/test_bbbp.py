@@ -11,6 +11,7 @@ import torch
 from dendrobench.baselines.gin import GIN, GINConfig, build_gin
 from dendrobench.tasks import bbbp
 from dendrobench.tasks.bbbp import BBBPTask, featurise_all, scaffold_split
+from tasktools import fit_batch
 
 from dendrobench.errors import DataUnavailableError
 
@@ -248,14 +249,7 @@ def test_a_few_training_steps_reduce_the_loss(tmp_path):
     data = task.load_data("online", 0, root=online_root(tmp_path))
     batch = small_batch(task, data, n=32)
     model = task.build_model(data)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(15):
-        opt.zero_grad()
-        loss = task.loss(model(*task.inputs(batch)), batch)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_batch(task, model, batch, steps=15, lr=1e-2)
     assert losses[-1] < 0.7 * losses[0]
 
 

@@ -12,6 +12,7 @@ import torch
 from dendrobench.baselines.unet3d import TINY_UNET, build_unet3d
 from dendrobench.tasks import brain_tumour as mod
 from dendrobench.tasks.brain_tumour import BrainTumourTask
+from tasktools import fit_batch
 
 from dendrobench.cost import count_params
 from dendrobench.errors import DataUnavailableError
@@ -101,14 +102,7 @@ def test_training_reduces_loss_and_evaluates(mni):
     torch.manual_seed(0)
     model = task.build_model(data)
     batch = next(iter(task.dataloader(data.train, 2, True, torch.Generator().manual_seed(0))))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(8):
-        loss = task.loss(model(*task.inputs(batch)), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = fit_batch(task, model, batch, steps=8, lr=1e-2)
     assert losses[-1] < losses[0]
     scores = task.evaluate(model, task.dataloader(data.val, 4, False, None), CPU)
     assert set(scores) == {"mean_dice", "dice_0", "dice_1"}

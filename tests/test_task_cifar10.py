@@ -13,6 +13,7 @@ import torch
 from dendrobench.baselines.resnet import RESNET18_CIFAR, build_resnet, torchvision_resnet18_cifar
 from dendrobench.tasks import cifar10 as mod
 from dendrobench.tasks.cifar10 import Cifar10Task
+from tasktools import fit_batch
 
 from dendrobench.cost import count_params
 from dendrobench.errors import DataUnavailableError
@@ -89,15 +90,8 @@ def test_a_few_steps_reduce_the_loss(digits):
     task = Cifar10Task()
     torch.manual_seed(0)
     model = task.build_model(digits)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     batch = next(iter(task.dataloader(digits.train, 128, True, torch.Generator().manual_seed(0))))
-    model.train()
-    first = task.loss(model(*task.inputs(batch)), batch).item()
-    for _ in range(15):
-        loss = task.loss(model(*task.inputs(batch)), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    first = fit_batch(task, model, batch, steps=15, lr=2e-3)[0]
     assert task.loss(model(*task.inputs(batch)), batch).item() < 0.5 * first
     scores = task.evaluate(model, task.dataloader(digits.val, 256, False, None), torch.device("cpu"))
     assert set(scores) == {"accuracy"} and 0 <= scores["accuracy"] <= 1

@@ -14,6 +14,7 @@ import pytest
 import torch
 from dendrobench.tasks import credit_default as mod
 from dendrobench.tasks.credit_default import OPENML_ID, UCI_FEATURES, CreditDefaultTask
+from tasktools import fit_batch
 
 from dendrobench.cost import count_params
 from dendrobench.errors import DataUnavailableError
@@ -98,15 +99,8 @@ def test_a_few_steps_reduce_the_loss_and_evaluate(german):
     task = CreditDefaultTask()
     torch.manual_seed(0)
     model = task.build_model(german)
-    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     batch = next(iter(task.dataloader(german.train, 256, True, torch.Generator().manual_seed(0))))
-    model.train()
-    first = task.loss(model(*task.inputs(batch)), batch).item()
-    for _ in range(40):
-        loss = task.loss(model(*task.inputs(batch)), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    first = fit_batch(task, model, batch, steps=40, lr=5e-3)[0]
     assert task.loss(model(*task.inputs(batch)), batch).item() < 0.8 * first
     scores = task.evaluate(model, task.dataloader(german.val, 1024, False, None), torch.device("cpu"))
     assert set(scores) == {"roc_auc", "accuracy"} and 0.5 < scores["roc_auc"] <= 1

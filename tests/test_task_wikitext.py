@@ -11,6 +11,7 @@ import torch
 from dendrobench.baselines.transformer import TINY_LM, build_transformer_lm
 from dendrobench.tasks import wikitext2 as mod
 from dendrobench.tasks.wikitext2 import WikiText2Task
+from tasktools import fit_batch
 
 from dendrobench.cost import count_params
 from dendrobench.errors import DataUnavailableError
@@ -109,15 +110,7 @@ def test_untrained_perplexity_and_training_reduces_loss(pydoc):
     ppl = task.evaluate(model, val_loader, torch.device("cpu"))
     assert 200 < ppl["perplexity"] < 320  # near-uniform over 256 bytes
     batch = next(iter(task.dataloader(pydoc.train, 16, True, torch.Generator().manual_seed(0))))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    model.train()
-    losses = []
-    for _ in range(15):
-        loss = task.loss(model(*task.inputs(batch)), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = fit_batch(task, model, batch, steps=15, lr=3e-3)
     assert losses[-1] < losses[0] - 0.5
     after = task.evaluate(model, val_loader, torch.device("cpu"))
     assert after["perplexity"] < ppl["perplexity"] and set(after) == {"perplexity", "nll"}
