@@ -196,11 +196,21 @@ def _hydra_entry(cfg: Any) -> None:
         sys.exit(_fail(str(exc), exc.exit_code))
 
 
+def _version_base() -> dict[str, str]:
+    """Hydra 1.3 needs ``version_base`` to skip its 1.1 compatibility mode; Hydra 1.4 deprecates the
+    argument and warns on stderr (which would break the one-line error promise). The launcher plugins
+    require ``hydra-core>=1.1.0.dev7``, which lets pip pick a 1.4 pre-release, so both must work."""
+    from importlib.metadata import version
+
+    major_minor = tuple(int(p) for p in version("hydra-core").split(".")[:2])
+    return {"version_base": "1.3"} if major_minor < (1, 4) else {}
+
+
 def _run_hydra(args: list[str]) -> int:
     import hydra
 
     # An absolute path: the configs are package data, found wherever the package is installed.
-    main_fn = hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_hydra_entry)
+    main_fn = hydra.main(config_path=str(CONF_DIR), config_name="config", **_version_base())(_hydra_entry)
     saved = sys.argv
     sys.argv = [PROG, *args]
     try:
