@@ -20,7 +20,7 @@ from dendrobench.errors import ConfigError, UserError, unknown_choice
 
 PROG = "dendrobench"
 CONF_DIR = Path(__file__).parent / "conf"
-TOP_LEVEL_KEYS = ("task", "budget", "budget_overrides", "arms", "seeds", "seed", "results_dir", "data", "device",
+TOP_LEVEL_KEYS = ("task", "budget", "budget_overrides", "task_options", "arms", "seeds", "seed", "results_dir", "data", "device",
                   "dendrites", "compressed_width", "wide_tolerance", "threads", "progress")
 
 HELP = f"""usage: {PROG} task=NAME [key=value ...]      run a task with and without dendrites
@@ -32,7 +32,8 @@ HELP = f"""usage: {PROG} task=NAME [key=value ...]      run a task with and with
 
 common keys: task, dendrites (none, gd, ...), arms=[baseline,dendrites,wide,compressed],
   budget (smoke, quick, standard, full), seeds=3 | seed=N, results_dir=./dendrobench-results,
-  data.source (offline, online), device=auto, dendrites.max_dendrites=N, budget_overrides.epochs=N
+  data.source (offline, online), data.root=DIR, device=auto, dendrites.max_dendrites=N,
+  budget_overrides.epochs=N, task_options.KEY=VALUE (each task's options: dendrobench list)
 Hydra: --cfg job shows the composed config, --hydra-help shows Hydra's own options."""
 
 _multirun_failures: list[str] = []
@@ -90,13 +91,13 @@ def _values(value: str) -> list[str]:
     return [v.strip() for v in value.split(",")]
 
 
-OPEN_KEYS = ("budget_overrides.", "dendrites.")
+OPEN_KEYS = ("budget_overrides.", "dendrites.", "task_options.")
 
 
 def prevalidate(args: list[str]) -> list[str]:
     """Check overrides against what is registered; returns them ready for Hydra.
 
-    Keys under ``budget_overrides.`` and ``dendrites.`` are forced in (``++``) so that a misspelt
+    Keys under ``budget_overrides.``, ``task_options.`` and ``dendrites.`` are forced in (``++``) so that a misspelt
     parameter reaches our own validation, which names the valid ones, instead of Hydra's struct error.
     """
     from dendrobench.config import ARMS, DEVICES

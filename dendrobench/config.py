@@ -24,6 +24,9 @@ class RunConfig:
     task: str
     budget: str = "quick"
     budget_overrides: dict[str, Any] = field(default_factory=dict)
+    # the task's protocol options (its ``Options`` dataclass), e.g. {"split": "random_stratified"};
+    # validated against the task in validate(), part of the record hash when not the defaults
+    task_options: dict[str, Any] = field(default_factory=dict)
     arms: list[str] = field(default_factory=lambda: ["baseline", "dendrites", "wide"])
     seeds: int = 3
     seed: int | None = None  # a single seed, instead of 0..seeds-1
@@ -108,6 +111,10 @@ def validate(run: RunConfig) -> None:
     if run.threads is not None:
         run.threads = _int(run.threads, "threads", 1)
     task = get_task(run.task)  # unknown task -> error listing the registered ones
+    from dendrobench.options import parse_options
+
+    run.task_options = dict(run.task_options or {})
+    parse_options(task, run.task_options)  # unknown key or bad value -> error naming the valid ones
     task.budget(run.budget).with_overrides(dict(run.budget_overrides)).validate()
     get_engine_class(run.engine)(run.engine_params)  # unknown engine or parameter -> error
     check_writable(Path(run.results_dir))

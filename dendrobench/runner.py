@@ -43,6 +43,8 @@ from dendrobench.config import RunConfig
 from dendrobench.cost import count_params, flops_per_sample, peak_memory_mb, reset_peak_memory
 from dendrobench.dendrites.base import DendriteEngine, EngineContext
 from dendrobench.errors import UserError
+from dendrobench.options import as_dict as options_dict
+from dendrobench.options import identity_options, parse_options
 from dendrobench.registry import get_engine_class, get_task
 from dendrobench.results import Record, RecordError, config_hash, read_record, record_path, write_record
 from dendrobench.task import Budget, Task, TaskData, move_to
@@ -324,6 +326,9 @@ class Suite:
         self.echo = echo
         self.task = get_task(run.task)
         self.task.configure(run.budget)
+        self.options = parse_options(self.task, run.task_options)
+        if self.options is not None:
+            self.task.set_options(self.options)
         self.budget = self.task.budget(run.budget).with_overrides(dict(run.budget_overrides))
         self.budget.validate()
         self.engine_cls = get_engine_class(run.engine)
@@ -345,12 +350,15 @@ class Suite:
             "wide_tolerance": self.run.wide_tolerance if arm == "wide" else None,
             "device": self.device.type, "versions": {"python": self.env["python"], "dendrobench": self.env["dendrobench"],
                                                       **self.env["packages"]},
+            # only non-default options, and only when there are any: default runs keep their hash
+            **({"task_options": opts} if (opts := identity_options(self.options)) else {}),
         }
 
     def resolved_config(self) -> dict[str, Any]:
         cfg = self.run.to_dict()
         cfg["results_dir"] = str(self.results_dir)
         cfg["budget_spec"] = dict(self.budget.__dict__)
+        cfg["task_options_resolved"] = options_dict(self.options)  # every option, defaults included
         cfg["task_info"] = {"modality": self.task.modality, "description": self.task.description,
                             "metric": self.task.metric}
         return cfg

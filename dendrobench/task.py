@@ -110,10 +110,30 @@ class Task:
     models: ClassVar[dict[str, Any]] = {}
     model_config: Any = None
 
+    # Protocol options (split kind, model depth / width / dropout, data variant ...): a frozen
+    # dataclass whose fields all have defaults, typed so dendrobench.options can validate command-line
+    # values (``task_options.KEY=VALUE``). None: the task has no options. The runner parses the run's
+    # ``task_options`` into an instance and hands it over with ``set_options`` after ``configure``;
+    # options that differ from their defaults enter the record hash (dendrobench/options.py).
+    Options: ClassVar[type | None] = None
+    options: Any = None
+
     def configure(self, budget: str) -> None:
         """Called once with the budget's name before any data or model, so a task whose published
         setup uses a bigger model at ``standard`` / ``full`` trains it there. Every arm sees the same."""
         self.model_config = self.models.get(budget, self.model_config)
+
+    def set_options(self, options: Any) -> None:
+        """Receive the validated ``Options`` instance (called after ``configure``, before any data
+        or model). Override to derive state from them, e.g. a model config with the chosen depth;
+        tasks read ``self.options`` in ``load_data`` / ``build_model``."""
+        self.options = options
+
+    def current_options(self) -> Any:
+        """The options in force: those set, else the declared defaults (``Options()``), else None."""
+        if self.options is None and self.Options is not None:
+            self.options = self.Options()
+        return self.options
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:

@@ -5,11 +5,14 @@ could be."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from dendrobench.errors import ConfigError
 from dendrobench.task import Budget, Task, TaskData
 
 
@@ -59,3 +62,31 @@ class DownloadFirstSpirals(SpiralTask):
             raise DataUnavailableError("spirals.csv is not in /nowhere; download it from https://example.invalid "
                                        "and put it there")
         return super().load_data(source, seed, root)
+
+
+@dataclass(frozen=True)
+class SpiralOptions:
+    """Options as a real task declares them (see dendrobench/options.py)."""
+
+    hidden: int | None = None  # None: the class default (4)
+    activation: Literal["tanh", "relu"] = "tanh"
+    fractions: tuple[float, ...] = (0.5, 0.25, 0.25)
+    split_seed: int | Literal["seed"] = 0
+
+    def validate(self) -> None:
+        if self.hidden is not None and self.hidden < 1:
+            raise ConfigError(f"task_options.hidden must be >= 1, got {self.hidden}")
+        if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6:
+            raise ConfigError(f"task_options.fractions must be three numbers summing to 1, got {list(self.fractions)}")
+
+
+class OptionSpirals(SpiralTask):
+    """The spirals with task options: hidden size and activation change the model."""
+
+    Options = SpiralOptions
+
+    def build_model(self, data, width=1.0):
+        opts = self.current_options()
+        h = max(1, int(round((opts.hidden or self.hidden) * width)))
+        act = nn.Tanh() if opts.activation == "tanh" else nn.ReLU()
+        return nn.Sequential(nn.Linear(2, h), act, nn.Linear(h, 2))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from dendrobench.errors import ConfigError
+from dendrobench.options import declared, fields_doc
 from dendrobench.registry import engine_names, get_engine_class, load_task_class, plugins, task_names
 
 
@@ -32,6 +33,10 @@ def main(argv: list[str]) -> int:
                 out.append(f"  {name:<16} {cls.modality:<10} metric={cls.metric:<11} {cls.description}")
                 for source, what in cls.datasets.items():
                     out.append(f"  {'':<16}   data.source={source}: {what}")
+                options = declared(cls)
+                if options is not None:
+                    out.append(f"  {'':<16}   task_options: " + ", ".join(
+                        f"{k} ({v})" for k, v in fields_doc(options).items()))
             if args.what in (None, "budgets"):
                 for bname, budget in cls.budgets.items():
                     out.append(f"  {'':<16}   budget {_budget_line(bname, budget)}")
