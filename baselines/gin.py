@@ -6,7 +6,7 @@ features (the 9 atom / 3 bond columns of :func:`torch_geometric.utils.from_smile
 has its own embedding and the embeddings are summed; every layer is a GIN convolution with edge
 features (``GINEConv``: ``mlp((1 + eps) * h_i + sum_j relu(h_j + e_ij))``) followed by BatchNorm,
 ReLU (not after the last layer) and dropout; graphs are mean-pooled and a linear head gives one
-logit. An optional virtual node (OGB's ``GNN_node_Virtualnode``) is off by default.
+logit (``pooling``: mean by default, sum or max as options). An optional virtual node (OGB's ``GNN_node_Virtualnode``) is off by default.
 
 Why the details matter here:
 
@@ -31,8 +31,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch_geometric.nn import GINEConv, global_add_pool, global_mean_pool
+from torch_geometric.nn import GINEConv, global_add_pool, global_max_pool, global_mean_pool
 from torch_geometric.utils.smiles import e_map, x_map
+
+POOLINGS = ("mean", "sum", "max")
 
 # Vocabulary sizes of the categorical columns that torch_geometric.utils.from_smiles produces,
 # in column order. Looked up from PyG itself so the embeddings always cover its features.
@@ -49,6 +51,7 @@ class GINConfig:
     dropout: float = 0.5
     virtual_node: bool = False
     residual: bool = False
+    pooling: str = "mean"  # mean (OGB / Hu et al.) | sum | max: how node states become a graph's
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -117,10 +120,14 @@ class GIN(nn.Module):
     """
 
     def __init__(self, hidden: int = 300, num_layers: int = 5, dropout: float = 0.5,
-                 virtual_node: bool = False, residual: bool = False, width: float = 1.0, out_dim: int = 1):
+                 virtual_node: bool = False, residual: bool = False, width: float = 1.0, out_dim: int = 1,
+                 pooling: str = "mean"):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
+        self.pooling = pooling
         h = scaled(hidden, width)
         self.hidden = h
         self.num_layers = num_layers
@@ -162,10 +169,16 @@ class GIN(nn.Module):
                 if self.residual:
                     vn = vn + vn_in
             h = out
-        return self.head(global_mean_pool(h, batch)).view(-1)
+        if self.pooling == "sum":
+            pooled = global_add_pool(h, batch)
+        elif self.pooling == "max":
+            pooled = global_max_pool(h, batch)
+        else:
+            pooled = global_mean_pool(h, batch)
+        return self.head(pooled).view(-1)
 
 
 def build_gin(config: GINConfig, width: float = 1.0) -> GIN:
     """A GIN from a :class:`GINConfig` with its hidden size scaled by ``width``."""
     return GIN(hidden=config.hidden, num_layers=config.num_layers, dropout=config.dropout,
-               virtual_node=config.virtual_node, residual=config.residual, width=width)
+               virtual_node=config.virtual_node, residual=config.residual, width=width, pooling=config.pooling)

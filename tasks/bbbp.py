@@ -5,32 +5,48 @@ Data
     PyPI package ``qc-b3db`` (``B3DB/B3DB_classification.tsv``, 7,807 molecules, ``BBB+``/``BBB-``).
     It is real blood-brain-barrier data but not MoleculeNet's BBBP file, so records say
     ``dataset: b3db``.
-  * ``online``: MoleculeNet BBBP (2,050 rows, 2,039 valid in Hu et al.) through ``torch_geometric.datasets.MoleculeNet``,
-    downloaded once into ``<root>/bbbp/raw/BBBP.csv`` (``root`` defaults to
-    ``$DENDROBENCH_CACHE/moleculenet``, i.e. ``~/.cache/dendrobench/moleculenet``).
+  * ``online``: MoleculeNet BBBP (2,050 rows, 2,039 valid in Hu et al.) through ``torch_geometric.datasets.MoleculeNet``.
+    With ``data.root=DIR``: DeepChem's ``BBBP.csv`` placed directly in ``DIR`` (what a user who
+    downloaded it by hand has; it is copied into a MoleculeNet root under the cache, keyed by its
+    content, so ``DIR`` may be read-only), else PyG's own layout ``DIR/bbbp/raw/BBBP.csv``, else it
+    is downloaded into the latter. Without ``data.root``: ``$DENDROBENCH_CACHE/moleculenet``
+    (``~/.cache/dendrobench/moleculenet``) in PyG's layout.
 
 Both are featurised by :func:`torch_geometric.utils.from_smiles` (OGB-style categorical atom / bond
 features); SMILES that RDKit cannot parse (or that give no atoms / features PyG cannot encode) are
 dropped and counted in ``TaskData.info``. Featurised graphs are cached on disk, keyed by the hash of
 the source file and the featuriser, so repeated runs start in well under a second.
 
-Split: the deterministic scaffold split of MoleculeNet / OGB (:func:`scaffold_split`). It does *not*
-depend on the seed, on purpose: OGB's scaffold split is fixed, so results are comparable with the
-published ones and every seed sees the same test molecules; the seed varies only the initial
-weights and the data order (paired across arms by the runner).
+Splits (``task_options.split``, see :class:`BBBPOptions`):
+  * ``scaffold`` (default): the deterministic Bemis-Murcko scaffold split as deepchem's
+    ``ScaffoldSplitter`` computes it, scaffolds *without* chirality (:func:`scaffold_split`).
+  * ``scaffold_chiral``: the same procedure with ``includeChirality=True``, as in pretrain-gnns'
+    ``splitters.scaffold_split`` (Hu et al. 2020; on real BBBP 19 of 204 test molecules differ from
+    ``scaffold``). Use this one when comparing with Hu et al.'s 0.658 +- 0.045.
+  * ``random_stratified``: scikit-learn ``train_test_split(stratify=label)`` (dendrobench.splits)
+    with ``fractions`` and ``split_seed`` (an int, or ``seed`` for the run's seed); the split of the
+    PAI hackathon claim (whose own script used a numpy stratified shuffle: not the same indices).
+Scaffold splits do *not* depend on the seed, on purpose: the published split is fixed, so every
+seed sees the same test molecules; the seed varies only the initial weights and the data order
+(paired across arms by the runner). ``fractions`` apply to scaffold splits too (default 0.8/0.1/0.1).
+
+Model options: ``layers``, ``hidden``, ``dropout``, ``pooling`` (mean | sum | max) override the
+budget's GIN (64 x 3 at smoke / quick, Hu et al.'s 300 x 5 at standard / full).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,10 +55,11 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from dendrobench import downloads
-from dendrobench.errors import DataUnavailableError, UserError
+from dendrobench.errors import ConfigError, DataUnavailableError, UserError
+from dendrobench.splits import check_fractions, stratified_split
 from dendrobench.task import Budget, Task, TaskData, cache_dir
 
-FEATURISER_VERSION = "pyg-from_smiles-v1"  # bump when featurisation or scaffolds change
+FEATURISER_VERSION = "pyg-from_smiles-v2"  # bump when featurisation or scaffolds change (v2: chiral scaffolds too)
 BBBP_URL = "https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/BBBP.csv"
 B3DB_FILE = "B3DB_classification.tsv"
 DOWNLOAD_TIMEOUT_S = 20.0
@@ -77,16 +94,17 @@ def b3db_path() -> Path:
 
 
 # -- scaffold split -------------------------------------------------------------------------------
-def murcko_scaffold(mol: Any) -> str:
-    """Bemis-Murcko scaffold SMILES without chirality, as MoleculeNet / OGB compute it."""
+def murcko_scaffold(mol: Any, chiral: bool = False) -> str:
+    """Bemis-Murcko scaffold SMILES: without chirality as deepchem's ScaffoldSplitter computes it
+    (``chiral=False``), or with it as pretrain-gnns' ``scaffold_split`` does (``chiral=True``)."""
     from rdkit.Chem.Scaffolds import MurckoScaffold
 
-    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=False)
+    return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=chiral)
 
 
 def scaffold_split(scaffolds: Sequence[str], frac_train: float = 0.8,
                    frac_valid: float = 0.1) -> tuple[list[int], list[int], list[int]]:
-    """Deterministic scaffold split (MoleculeNet / OGB / Hu et al. 2020's ``scaffold_split``).
+    """Deterministic scaffold split (deepchem's ScaffoldSplitter / pretrain-gnns' ``scaffold_split``).
 
     Molecules are grouped by scaffold; scaffold sets are sorted largest first (ties: the set whose
     first molecule comes later goes first, exactly as in deepchem and pretrain-gnns) and each set is
@@ -125,7 +143,8 @@ class MoleculeGraphs(Dataset):
     ``torch.load(weights_only=True)`` reads quickly and safely.
     """
 
-    def __init__(self, tensors: dict[str, torch.Tensor], smiles: list[str], scaffolds: list[str]):
+    def __init__(self, tensors: dict[str, torch.Tensor], smiles: list[str], scaffolds: list[str],
+                 scaffolds_chiral: list[str]):
         # Stored compactly on disk (uint8 features, int32 edges), widened once here for the model.
         self.x = tensors["x"].long()
         self.edge_index = tensors["edge_index"].long()
@@ -134,7 +153,8 @@ class MoleculeGraphs(Dataset):
         self.node_ptr = tensors["node_ptr"]
         self.edge_ptr = tensors["edge_ptr"]
         self.smiles = smiles
-        self.scaffolds = scaffolds
+        self.scaffolds = scaffolds  # without chirality (deepchem)
+        self.scaffolds_chiral = scaffolds_chiral  # with chirality (pretrain-gnns)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -150,7 +170,8 @@ class MoleculeGraphs(Dataset):
                     y=self.y[i:i + 1])
 
     @classmethod
-    def from_graphs(cls, graphs: list[tuple[Any, float]], smiles: list[str], scaffolds: list[str]) -> MoleculeGraphs:
+    def from_graphs(cls, graphs: list[tuple[Any, float]], smiles: list[str], scaffolds: list[str],
+                    scaffolds_chiral: list[str]) -> MoleculeGraphs:
         """From (PyG ``Data`` with x / edge_index / edge_attr, label) pairs."""
         xs = [g.x for g, _ in graphs]
         eis = [g.edge_index for g, _ in graphs]
@@ -167,7 +188,7 @@ class MoleculeGraphs(Dataset):
             "y": torch.tensor([float(y) for _, y in graphs], dtype=torch.float),
             "node_ptr": node_ptr, "edge_ptr": edge_ptr,
         }
-        return cls(tensors, smiles, scaffolds)
+        return cls(tensors, smiles, scaffolds, scaffolds_chiral)
 
     def state(self) -> dict[str, Any]:
         """What the disk cache stores: compact dtypes (every feature index is < 256) and the
@@ -177,20 +198,22 @@ class MoleculeGraphs(Dataset):
         small = torch.uint8 if fits else torch.long
         return {"x": self.x.to(small), "edge_index": self.edge_index.int(), "edge_attr": self.edge_attr.to(small),
                 "y": self.y, "node_ptr": self.node_ptr, "edge_ptr": self.edge_ptr,
-                "smiles": "\n".join(self.smiles), "scaffolds": "\n".join(self.scaffolds)}
+                "smiles": "\n".join(self.smiles), "scaffolds": "\n".join(self.scaffolds),
+                "scaffolds_chiral": "\n".join(self.scaffolds_chiral)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> MoleculeGraphs:
         n = int(state["y"].shape[0])
         smiles = state["smiles"].split("\n") if n else []
         scaffolds = state["scaffolds"].split("\n") if n else []
-        if len(smiles) != n or len(scaffolds) != n or int(state["node_ptr"].shape[0]) != n + 1:
+        chiral = state["scaffolds_chiral"].split("\n") if n else []
+        if len(smiles) != n or len(scaffolds) != n or len(chiral) != n or int(state["node_ptr"].shape[0]) != n + 1:
             raise ValueError("inconsistent cached graphs")
-        return cls(state, smiles, scaffolds)
+        return cls(state, smiles, scaffolds, chiral)
 
 
-def featurise(smiles: str) -> tuple[Any, str] | None:
-    """``(graph, scaffold)`` for one SMILES, or None when it is invalid.
+def featurise(smiles: str) -> tuple[Any, str, str] | None:
+    """``(graph, scaffold, chiral scaffold)`` for one SMILES, or None when it is invalid.
 
     The graph is exactly ``torch_geometric.utils.from_smiles(smiles)`` (which is ``MolFromSmiles``
     then ``from_rdmol``); the molecule is parsed once here so the scaffold comes from the same parse.
@@ -209,14 +232,15 @@ def featurise(smiles: str) -> tuple[Any, str] | None:
     try:
         graph = from_rdmol(mol)
         scaffold = murcko_scaffold(mol)
+        chiral = murcko_scaffold(mol, chiral=True)
     except Exception:  # noqa: BLE001 - any featurisation failure means "drop this molecule"
         return None
-    return graph, scaffold
+    return graph, scaffold, chiral
 
 
 def featurise_all(rows: Iterable[tuple[str, float]]) -> tuple[MoleculeGraphs, dict[str, Any]]:
     """Featurise (smiles, label) rows; invalid SMILES are dropped and counted, never fatal."""
-    graphs, smiles_kept, scaffolds, invalid = [], [], [], []
+    graphs, smiles_kept, scaffolds, chiral, invalid = [], [], [], [], []
     n = 0
     for smi, label in rows:
         n += 1
@@ -227,7 +251,8 @@ def featurise_all(rows: Iterable[tuple[str, float]]) -> tuple[MoleculeGraphs, di
         graphs.append((got[0], label))
         smiles_kept.append(smi)
         scaffolds.append(got[1])
-    data = MoleculeGraphs.from_graphs(graphs, smiles_kept, scaffolds)
+        chiral.append(got[2])
+    data = MoleculeGraphs.from_graphs(graphs, smiles_kept, scaffolds, chiral)
     info = {"rows": n, "molecules": len(data), "invalid_smiles_dropped": len(invalid),
             "invalid_smiles_examples": invalid[:5]}
     return data, info
@@ -335,7 +360,8 @@ def ensure_bbbp_raw(root: Path) -> Path:
     raw = bbbp_raw_path(root)
     if raw.is_file():
         return raw
-    how = (f"download {BBBP_URL} and save it as {raw} (or pass data.root=DIR to use DIR/bbbp/raw/BBBP.csv)")
+    how = (f"download {BBBP_URL} and save it as {Path(root) / 'BBBP.csv'} or {raw} "
+           f"(or pass data.root=DIR with DIR/BBBP.csv)")
     if downloads.offline_forced():
         raise DataUnavailableError(f"MoleculeNet BBBP is not at {raw} and DENDROBENCH_OFFLINE is set; {how}")
     try:
@@ -382,7 +408,18 @@ def _safe_from_smiles(smiles: str):
 def load_moleculenet_bbbp(root: Path | None = None) -> tuple[MoleculeGraphs, dict[str, Any]]:
     """MoleculeNet BBBP through ``torch_geometric.datasets.MoleculeNet(root, "BBBP")``."""
     root = Path(root).expanduser() if root is not None else default_moleculenet_root()
-    raw = ensure_bbbp_raw(root)
+    given = root / "BBBP.csv"
+    if given.is_file():  # the file as downloaded by hand, placed directly in data.root
+        check_bbbp_csv(given)
+        root = cache_dir("moleculenet", "local-" + file_digest(given)[:16])
+        raw = bbbp_raw_path(root)
+        if not raw.is_file() or file_digest(raw) != file_digest(given):
+            raw.parent.mkdir(parents=True, exist_ok=True)
+            tmp = raw.with_name(f".BBBP.csv.{os.getpid()}.tmp")
+            shutil.copyfile(given, tmp)
+            os.replace(tmp, raw)
+    else:
+        given = raw = ensure_bbbp_raw(root)
     check_bbbp_csv(raw)
 
     def build():
@@ -399,7 +436,7 @@ def load_moleculenet_bbbp(root: Path | None = None) -> tuple[MoleculeGraphs, dic
         except Exception as exc:  # noqa: BLE001
             raise DataUnavailableError(f"could not process {raw} ({type(exc).__name__}: {exc}); "
                                        f"delete it and download {BBBP_URL} again") from exc
-        graphs, smiles, scaffolds = [], [], []
+        graphs, smiles, scaffolds, chiral = [], [], [], []
         for data in ds:
             got = featurise(data.smiles)  # the scaffold, and the same validity rule as offline
             if got is None:
@@ -407,14 +444,16 @@ def load_moleculenet_bbbp(root: Path | None = None) -> tuple[MoleculeGraphs, dic
             graphs.append((data, float(data.y.view(-1)[0])))
             smiles.append(data.smiles)
             scaffolds.append(got[1])
-        data = MoleculeGraphs.from_graphs(graphs, smiles, scaffolds)
+            chiral.append(got[2])
+        data = MoleculeGraphs.from_graphs(graphs, smiles, scaffolds, chiral)
         kept = set(smiles)
         dropped = [s for s in raw_smiles if s not in kept]  # MoleculeNet skips them silently
         info = {"rows": rows, "molecules": len(data), "invalid_smiles_dropped": rows - len(data),
                 "invalid_smiles_examples": dropped[:5]}
         return data, info
 
-    return cached_graphs("bbbp", raw, build)
+    graphs, info = cached_graphs("bbbp", raw, build)
+    return graphs, {**info, "file": str(given)}
 
 
 # -- the task -------------------------------------------------------------------------------------
@@ -422,6 +461,53 @@ def load_moleculenet_bbbp(root: Path | None = None) -> tuple[MoleculeGraphs, dic
 SMALL_GIN = GINConfig(hidden=64, num_layers=3, dropout=0.5)
 # Hu et al. 2020 / OGB: 5 layers, 300 hidden, dropout 0.5, mean pooling.
 PAPER_GIN = GINConfig(hidden=300, num_layers=5, dropout=0.5)
+
+
+SPLITS = ("scaffold", "scaffold_chiral", "random_stratified")
+
+
+@dataclass(frozen=True)
+class BBBPOptions:
+    """The bbbp protocol options (``task_options.KEY=VALUE``); see the module docstring.
+
+    Names shared with other tasks on purpose (so a claim file reads the same everywhere):
+    ``split``, ``fractions`` (train, val, test), ``split_seed``, ``layers``, ``hidden``, ``dropout``.
+    Model options left at None keep the budget's own GIN.
+    """
+
+    split: Literal["scaffold", "scaffold_chiral", "random_stratified"] = "scaffold"
+    fractions: tuple[float, ...] = (0.8, 0.1, 0.1)
+    split_seed: int | Literal["seed"] = 0  # random_stratified only; "seed": the run's seed
+    layers: int | None = None
+    hidden: int | None = None
+    dropout: float | None = None
+    pooling: Literal["mean", "sum", "max"] | None = None  # None: mean (OGB / Hu et al.)
+
+    def validate(self) -> None:
+        check_fractions(self.fractions)
+        for name in ("layers", "hidden"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"task_options.{name} must be >= 1, got {value}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ConfigError(f"task_options.dropout must be in [0, 1), got {self.dropout}")
+        if isinstance(self.split_seed, int) and self.split_seed < 0:
+            raise ConfigError(f"task_options.split_seed must be >= 0 or 'seed', got {self.split_seed}")
+
+
+def split_graphs(graphs: MoleculeGraphs, options: BBBPOptions, seed: int) -> tuple[list[int], list[int], list[int], str]:
+    """(train, val, test, description) for the chosen split kind."""
+    train_frac, val_frac, _ = check_fractions(options.fractions)
+    if options.split == "random_stratified":
+        state = seed if options.split_seed == "seed" else int(options.split_seed)
+        tr, va, te = stratified_split(graphs.y.numpy().astype(int), options.fractions, state)
+        desc = (f"random_stratified {train_frac:g}/{val_frac:g}/{1 - train_frac - val_frac:g}, "
+                f"sklearn train_test_split(stratify=label), random_state={state}")
+        return tr.tolist(), va.tolist(), te.tolist(), desc
+    chiral = options.split == "scaffold_chiral"
+    tr, va, te = scaffold_split(graphs.scaffolds_chiral if chiral else graphs.scaffolds, train_frac, val_frac)
+    how = "with chirality (pretrain-gnns)" if chiral else "without chirality (deepchem)"
+    return tr, va, te, f"{options.split}: Bemis-Murcko scaffolds {how}, {train_frac:g}/{val_frac:g}/rest, seed-independent"
 
 
 class BBBPTask(Task):
@@ -432,6 +518,7 @@ class BBBPTask(Task):
     description = "Blood-brain-barrier penetration of molecules: OGB-style GIN, scaffold split, ROC-AUC"
     metric = "roc_auc"
     version = "1"
+    Options = BBBPOptions
     datasets = {
         "offline": "B3DB classification (qc-b3db on PyPI, CC0): 7,807 molecules with BBB+/BBB- labels; "
                    "real BBB data, not MoleculeNet's BBBP file (records say dataset=b3db)",
@@ -459,6 +546,12 @@ class BBBPTask(Task):
     def __init__(self, model: GINConfig | None = None):
         self.model_config: GINConfig = model or self.models["quick"]
 
+    def set_options(self, options: BBBPOptions) -> None:
+        """Model options override the budget's GIN (``configure`` ran first)."""
+        super().set_options(options)
+        chosen = {"num_layers": options.layers, "hidden": options.hidden, "dropout": options.dropout,
+                  "pooling": options.pooling}
+        self.model_config = replace(self.model_config, **{k: v for k, v in chosen.items() if v is not None})
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:
@@ -470,8 +563,8 @@ class BBBPTask(Task):
             dataset = "bbbp"
         else:
             raise UserError(f"unknown data source {source!r}; valid data sources: offline, online")
-        train, valid, test = scaffold_split(graphs.scaffolds)
-        info = {**info, "split": "scaffold", "split_sizes": {"train": len(train), "val": len(valid), "test": len(test)},
+        train, valid, test, how = split_graphs(graphs, self.current_options(), seed)
+        info = {**info, "split": how, "split_sizes": {"train": len(train), "val": len(valid), "test": len(test)},
                 "positives": int(graphs.y.sum())}
         return TaskData(train=Subset(graphs, train), val=Subset(graphs, valid), test=Subset(graphs, test),
                         dataset=dataset, source=source, info=info)

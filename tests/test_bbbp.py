@@ -274,3 +274,123 @@ def test_budgets_and_description():
     assert set(task.datasets) == {"offline", "online"}
     task.configure("standard")
     assert task.model_config == bbbp.PAPER_GIN
+
+
+# -- issue 10: BBBP.csv directly in data.root, split kinds and model options ------------------------
+def test_bbbp_csv_directly_in_data_root(tmp_path):
+    """A hand-downloaded BBBP.csv in data.root is read through MoleculeNet without writing there."""
+    root = tmp_path / "by-hand"
+    root.mkdir()
+    shutil.copy(FIXTURE, root / "BBBP.csv")
+    root.chmod(0o555)  # read-only: PyG's processed/ must go to our cache, not here
+    try:
+        data = BBBPTask().load_data("online", seed=0, root=root)
+    finally:
+        root.chmod(0o755)
+    assert sorted(p.name for p in root.iterdir()) == ["BBBP.csv"]
+    assert data.dataset == "bbbp" and data.info["molecules"] == 51 and data.info["invalid_smiles_dropped"] == 2
+    assert data.info["file"] == str(root / "BBBP.csv")
+
+
+def _task(**options):
+    from dendrobench.options import parse_options
+
+    task = BBBPTask()
+    task.configure("quick")
+    task.set_options(parse_options(task, options))
+    return task
+
+
+def _indices(subset):
+    return sorted(subset.indices)
+
+
+def test_random_stratified_split(tmp_path):
+    root = online_root(tmp_path)
+    data = _task(split="random_stratified", fractions=[0.6, 0.2, 0.2]).load_data("online", 0, root=root)
+    parts = [_indices(data.train), _indices(data.val), _indices(data.test)]
+    assert [len(p) for p in parts] == [30, 10, 11]  # 51 molecules: sklearn rounds the test size up (10.2 -> 11)
+    assert sum(len(p) for p in parts) == len({i for p in parts for i in p}) == 51
+    y = data.train.dataset.y
+    for part in parts:  # stratified: each split's positive rate within one molecule of the whole's
+        assert abs(float(y[part].mean()) - float(y.mean())) <= 1.0 / len(part) + 1e-9
+    assert "random_state=0" in data.info["split"]
+    same = _task(split="random_stratified", fractions=[0.6, 0.2, 0.2]).load_data("online", 5, root=root)
+    assert _indices(same.test) == parts[2]  # a fixed split_seed: the run seed does not move it
+    moved = _task(split="random_stratified", fractions=[0.6, 0.2, 0.2], split_seed="seed").load_data("online", 5, root=root)
+    assert _indices(moved.test) != parts[2] and "random_state=5" in moved.info["split"]
+
+
+def test_scaffold_split_with_and_without_chirality():
+    """pretrain-gnns keeps chirality in the scaffold: stereoisomers of a ring system then differ."""
+    from dendrobench.tasks.bbbp import murcko_scaffold
+    from rdkit import Chem
+
+    a = Chem.MolFromSmiles("C[C@H]1CC[C@@H](CC1)c1ccccc1")
+    b = Chem.MolFromSmiles("C[C@@H]1CC[C@@H](CC1)c1ccccc1")
+    chiral_ring = Chem.MolFromSmiles("O[C@H]1C[C@@H]2CC[C@H]1C2")
+    assert murcko_scaffold(a) == murcko_scaffold(b)
+    assert murcko_scaffold(chiral_ring, chiral=True) != murcko_scaffold(chiral_ring)
+
+
+def test_split_kinds_on_the_fixture(tmp_path):
+    root = online_root(tmp_path)
+    plain = _task(split="scaffold").load_data("online", 0, root=root)
+    chiral = _task(split="scaffold_chiral").load_data("online", 0, root=root)
+    assert plain.info["split"].startswith("scaffold: ") and "without chirality" in plain.info["split"]
+    assert chiral.info["split"].startswith("scaffold_chiral: ") and "with chirality" in chiral.info["split"]
+    graphs = plain.train.dataset
+    assert len(graphs.scaffolds_chiral) == len(graphs.scaffolds) == 51
+    tr, va, te, _ = bbbp.split_graphs(graphs, bbbp.BBBPOptions(split="scaffold_chiral"), 0)
+    assert (tr, va, te) == scaffold_split(graphs.scaffolds_chiral)
+
+
+def test_model_options_change_the_gin(tmp_path):
+    data = BBBPTask().load_data("online", 0, root=online_root(tmp_path))
+    task = _task(layers=4, hidden=32, dropout=0.2, pooling="sum")
+    model = task.build_model(data)
+    assert (model.num_layers, model.hidden, model.dropout, model.pooling) == (4, 32, 0.2, "sum")
+    assert task.build_model(data, 2.0).hidden == 64  # width still scales the chosen hidden size
+    default = _task().build_model(data)
+    assert (default.num_layers, default.hidden, default.pooling) == (3, 64, "mean")
+    batch = small_batch(task, data)
+    for pooling in ("mean", "sum", "max"):
+        m = _task(pooling=pooling).build_model(data).eval()
+        out = m(*task.inputs(batch))
+        assert out.shape == (8,) and torch.isfinite(out).all()
+        scripted = torch.jit.script(m)
+        assert torch.allclose(scripted(*task.inputs(batch)), out, atol=1e-5)
+
+
+@pytest.mark.parametrize("options, expect", [
+    ({"split": "random"}, "task_options.split must be scaffold | scaffold_chiral | random_stratified"),
+    ({"fractions": [0.8, 0.2]}, "fractions must be three numbers"),
+    ({"pooling": "attention"}, "task_options.pooling must be mean | sum | max | null"),
+    ({"layers": 0}, "layers must be >= 1"),
+    ({"dropout": 1.5}, "dropout must be in [0, 1)"),
+])
+def test_bad_bbbp_options(options, expect):
+    from dendrobench.errors import ConfigError
+    from dendrobench.options import parse_options
+
+    with pytest.raises(ConfigError) as err:
+        parse_options(BBBPTask, options)
+    assert expect in str(err.value)
+
+
+SHARED = Path("/work/shared/data/bbbp/BBBP.csv")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_file(), reason="the real BBBP.csv is not on this machine")
+def test_real_bbbp_counts():
+    """The real MoleculeNet file: 2,050 rows, 11 SMILES RDKit rejects, 2,039 graphs (Hu et al.)."""
+    task = _task(split="scaffold_chiral")
+    data = task.load_data("online", 0, root=SHARED.parent)
+    assert data.info["rows"] == 2050 and data.info["invalid_smiles_dropped"] == 11
+    assert data.info["molecules"] == 2039
+    assert data.info["split_sizes"] == {"train": 1631, "val": 204, "test": 204}
+    plain = _task(split="scaffold").load_data("online", 0, root=SHARED.parent)
+    assert len(set(_indices(plain.test)) ^ set(_indices(data.test))) // 2 == 19  # as the issue says
+    strat = _task(split="random_stratified").load_data("online", 0, root=SHARED.parent)
+    assert strat.info["split_sizes"] == {"train": 1631, "val": 204, "test": 204}
