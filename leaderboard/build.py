@@ -104,11 +104,13 @@ def fmt_value(v: float | None) -> str:
 
 
 def fmt_interval(iv: stats.Interval) -> str:
+    """``mean ± SD`` over seeds: on every output of dendrobench "±" is the standard deviation over
+    seeds (as in the end-of-run table); a 95 % interval is always written ``[low, high]``."""
     if iv.mean is None:
         return "–"
-    if iv.n < 2 or iv.half_width is None:
+    if iv.n < 2 or iv.sd is None:
         return fmt_value(iv.mean)
-    return f"{fmt_value(iv.mean)} ± {fmt_value(iv.half_width)}"
+    return f"{fmt_value(iv.mean)} ± {fmt_value(iv.sd)}"
 
 
 def fmt_pct(v: float | None, signed: bool = True) -> str:
@@ -139,11 +141,18 @@ def fmt_count(v: float | None) -> str:
 
 
 def verdict_text(c: stats.Comparison) -> str:
-    if c.verdict == "anecdotal":
-        return f"anecdotal ({c.rer.n} seed{'s' if c.rer.n != 1 else ''})"
-    if c.verdict in ("better", "worse"):
-        return f"{c.verdict} (significant)"
+    """The verdict as shown: "better (p = 0.031)" when significant, else the verdict itself."""
+    if c.significant and c.p_value is not None:
+        return f"{c.verdict} (p = {c.p_value:.3f})"
     return c.verdict
+
+
+def verdict_class(c: stats.Comparison) -> str:
+    if c.verdict == "better":
+        return "sig-pos"
+    if c.verdict == "worse":
+        return "sig-neg"
+    return "anecdotal" if c.too_few or c.verdict == stats.PIPELINE_CHECK else ""
 
 
 def slug(task: str) -> str:
@@ -171,12 +180,13 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("engine", "engine", "dendrite engine"),
     ("budget", "budget", "training budget (identical optimizer steps for every arm)"),
     ("metric", "metric", "test metric; ↑ higher is better, ↓ lower is better"),
-    ("baseline", "baseline", "test metric, mean ± half-width of the 95 % bootstrap interval over seeds"),
-    ("dendrites", "dendrites", "test metric, mean ± half-width of the 95 % bootstrap interval over seeds"),
+    ("baseline", "baseline", "test metric, mean ± SD over seeds (95 % t-interval of the mean in the tooltip)"),
+    ("dendrites", "dendrites", "test metric, mean ± SD over seeds (95 % t-interval of the mean in the tooltip)"),
     ("wide", "wide", "capacity control: the base model widened to the dendritic model's parameters"),
-    ("rer", "RER vs baseline", "relative error reduction, mean over seed pairs [95 % bootstrap interval]"),
+    ("rer", "RER vs baseline", "relative error reduction, mean over seed pairs [95 % t-interval of the mean]"),
     ("p_improve", "P(improve)", "fraction of seed pairs where dendrites had the lower error"),
-    ("verdict", "verdict", "significant only where the interval excludes 0 with at least 3 seed pairs"),
+    ("verdict", "verdict", f"better / worse only at p < {stats.ALPHA} (two-sided exact sign-flip test on paired error differences); "
+                           f"needs at least {stats.MIN_PAIRS} seed pairs; smoke budgets are a pipeline check"),
     ("rer_wide", "RER vs wide", "dendrites against the capacity-matched control"),
     ("rer_compressed", "compressed vs baseline", "RER of the narrower dendritic model against the full base"),
     ("seeds", "seeds", "seed pairs behind the RER vs baseline"),
@@ -225,7 +235,7 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
     row = IndexRow(group=g, page=f"tasks/{slug(k.task)}.html", claims=claims_for(k.task, claims))
     cb, cw, cc = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide"), g.comparison(
         "compressed", "baseline")
-    vcls = {"better": "sig-pos", "worse": "sig-neg", "anecdotal": "anecdotal"}.get(cb.verdict, "")
+    vcls = verdict_class(cb)
     fails = Counter({a: s.failed + s.diverged for a, s in g.arms.items()})
     claim_cell = "; ".join(claim_text(c) for c in row.claims if c.get("kind") == "claim") or "–"
     task_text = k.task + (f" ({k.dataset})" if k.dataset and k.dataset != k.task else "")
@@ -333,9 +343,10 @@ def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str) -> s
     lines = ["# dendrobench leaderboard", "",
              f"Generated {generated} from {sum(len(r.group.records) for r in rows)} runs"
              + (f" ({skipped} unusable record file(s) skipped)" if skipped else "") + ".",
-             "RER = (error_baseline − error_dendrites) / error_baseline per seed pair; mean [95 % bootstrap "
-             "interval over seeds]. Significant only where the interval excludes 0 with at least "
-             f"{stats.MIN_SEEDS} seed pairs.", "",
+             "RER = (error_baseline − error_dendrites) / error_baseline per seed pair; mean [95 % t-interval "
+             "of the mean over seed pairs]. Arm columns: test metric, mean ± SD over seeds. Verdict: better / "
+             f"worse only at p < {stats.ALPHA} in a two-sided exact sign-flip test of the paired error "
+             f"differences, which needs at least {stats.MIN_PAIRS} seed pairs; smoke runs are a pipeline check.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         lines.append("| " + " | ".join(_md(row.cells[c].text) for c, _, _ in COLUMNS) + " |")
@@ -451,7 +462,7 @@ def _comparison_rows(g: stats.GroupSummary) -> list[dict[str, Any]]:
         out.append({"name": f"{arm} vs {ref}", "rer": fmt_rer(c.rer), "p": fmt_pct(c.p_improvement, signed=False),
                     "pairs": c.pairs, "unpaired": c.unpaired, "undefined": c.undefined,
                     "verdict": verdict_text(c),
-                    "cls": {"better": "sig-pos", "worse": "sig-neg", "anecdotal": "anecdotal"}.get(c.verdict, ""),
+                    "cls": verdict_class(c),
                     "params": fmt_ratio(c.cost_ratios.get("params")),
                     "flops": fmt_ratio(c.cost_ratios.get("flops_per_sample")),
                     "time": fmt_ratio(c.cost_ratios.get("wall_s")), "steps": fmt_ratio(c.cost_ratios.get("steps"))})
@@ -508,7 +519,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     (out / "tasks").mkdir(parents=True, exist_ok=True)
     generated = generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     env = _env()
-    common = {"generated": generated, "min_seeds": stats.MIN_SEEDS, "n_boot": stats.N_BOOT}
+    common = {"generated": generated, "min_seeds": stats.MIN_PAIRS, "alpha": stats.ALPHA}
 
     for stale in (out / "tasks").glob("*.html"):  # pages of tasks no longer in the results
         stale.unlink()

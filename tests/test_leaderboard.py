@@ -28,8 +28,11 @@ EVIL = "<script>alert(1)</script>"
 
 def _results(tmp_path: Path) -> Path:
     results = tmp_path / "results"
-    rf.write(results, rf.paired("bbbp", {"baseline": [.30, .32, .28, .31, .29], "dendrites": [.20, .22, .19, .21, .20],
-                                         "wide": [.25, .30, .27, .26, .28], "compressed": [.31, .30, .30, .33, .29]}))
+    # 6 seeds: the fewest with which the sign-flip test can reach p < 0.05
+    rf.write(results, rf.paired("bbbp", {"baseline": [.30, .32, .28, .31, .29, .30],
+                                         "dendrites": [.20, .22, .19, .21, .20, .21],
+                                         "wide": [.25, .30, .27, .26, .28, .27],
+                                         "compressed": [.31, .30, .30, .33, .29, .31]}))
     rf.write(results, rf.paired("wikitext2", {"baseline": [120.0, 118.0, 121.0], "dendrites": [119.0, 121.0, 118.5]},
                                 modality="text"))
     return results
@@ -201,7 +204,7 @@ def test_format_task_row_and_site_command() -> None:
     recs = [r.to_dict() for r in rf.paired("bbbp", {"baseline": [.2] * 3, "dendrites": [.1, .1, .12],
                                                      "wide": [.15] * 3})]
     text = format_task_row(recs, "bbbp")
-    assert "dendrites vs baseline: RER +46.7 %" in text and "better (significant)" in text
+    assert "dendrites vs baseline: RER +46.7 %" in text and "too few seeds for a verdict: need 6" in text
     assert "dendrites vs wide" in text and "params ×1.80" in text and "published: 47 %" in text
     assert format_task_row(recs, "other") == "other: no runs recorded"
     assert site_command([Path("my results")], "site") == "dendrobench leaderboard 'my results' --out site"
