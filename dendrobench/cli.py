@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dendrobench.errors import ConfigError, UserError, unknown_choice
+from dendrobench.sweep import apply_jobs, bad_runs, split_top
 
 PROG = "dendrobench"
 CONF_DIR = Path(__file__).parent / "conf"
@@ -34,9 +35,11 @@ common keys: task, dendrites (none, gd, ...), arms=[baseline,dendrites,wide,comp
   budget (smoke, quick, standard, full), seeds=3 | seed=N, results_dir=./dendrobench-results,
   data.source (offline, online), data.root=DIR, device=auto, dendrites.max_dendrites=N,
   budget_overrides.epochs=N, task_options.KEY=VALUE (each task's options: dendrobench list)
+  threads=1 (torch threads per run; part of the record identity), jobs=auto|N (runs in parallel:
+  one process per job through Hydra's joblib launcher; several seeds of a task run side by side)
 Hydra: --cfg job shows the composed config, --hydra-help shows Hydra's own options."""
 
-_multirun_failures: list[str] = []
+_single_run_records: list[dict[str, Any]] = []
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -83,12 +86,13 @@ def engine_configs() -> list[str]:
 
 
 def _values(value: str) -> list[str]:
-    """The values of a (possibly swept) override; sweep functions are left to Hydra."""
+    """The values of a (possibly swept) override; sweep functions are left to Hydra.
+
+    Commas inside brackets belong to a list: ``arms=[baseline],[dendrites]`` is a sweep over two lists.
+    """
     if "(" in value or "${" in value:
         return []
-    if value.startswith("[") and value.endswith("]"):
-        return [value]
-    return [v.strip() for v in value.split(",")]
+    return split_top(value)
 
 
 OPEN_KEYS = ("budget_overrides.", "dendrites.", "task_options.")
@@ -151,21 +155,26 @@ def _is_multirun() -> bool:
         return False
 
 
-def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Validate a composed config, run its suite, print the summary. Used by the CLI and tests."""
-    import torch
+def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print, table: bool = True) -> list[dict[str, Any]]:
+    """Validate a composed config, run its suite, print the summary. Used by the CLI and tests.
 
+    ``table=False`` (a job of a multirun) prints one line instead of the table: the parent prints
+    one pooled table for the whole sweep (dendrobench.sweep).
+    """
     from dendrobench.config import from_mapping
     from dendrobench.report import format_table
     from dendrobench.runner import Suite
 
     run = from_mapping(cfg_dict)
-    if run.threads:
-        torch.set_num_threads(run.threads)
-    suite = Suite(run, echo=echo)
+    suite = Suite(run, echo=echo)  # pins the torch thread count (run.threads)
     echo(f"{PROG}: task={run.task} engine={run.engine} budget={run.budget} arms={','.join(suite.arms)} "
-         f"seeds={run.seed_list} data={run.data_source} device={suite.device.type}")
+         f"seeds={run.seed_list} data={run.data_source} device={suite.device.type} threads={suite.threads}")
     records = suite.run_all()
+    if not table:
+        bad = len(bad_runs(records))
+        echo(f"{PROG}: job task={run.task} seeds={run.seed_list} done: {len(records) - bad} ok"
+             + (f", {bad} failed or diverged" if bad else ""))
+        return records
     echo("")
     echo(format_table(records))
     echo(f"\nrecords: {suite.results_dir}")
@@ -178,23 +187,58 @@ def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print) -> li
     return records
 
 
+def record_files(records: list[dict[str, Any]], results_dir: str) -> list[str]:
+    from dendrobench.results import record_path
+
+    root = Path(results_dir).expanduser().resolve()
+    return [str(record_path(root, r["task"], r["arm"], r["seed"], r["config_hash"])) for r in records]
+
+
 def _hydra_entry(cfg: Any) -> None:
     from omegaconf import OmegaConf
 
     cfg_dict = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(cfg_dict, dict)
+    if not _is_multirun():
+        try:
+            records = run_job(cfg_dict)  # type: ignore[arg-type]
+        except UserError as exc:
+            sys.exit(_fail(str(exc), exc.exit_code))
+        _single_run_records.extend(records)
+        return
+    # A job of a sweep, possibly in another process or on another machine: it reports through its
+    # outcome file, never by raising (Hydra would stop the sweep at the first failed batch).
+    from hydra.core.hydra_config import HydraConfig
+
+    from dendrobench.sweep import write_outcome
+
+    hc = HydraConfig.get()
+    label = " ".join(hc.overrides.task)
+    records, error = [], None
     try:
-        records = run_job(cfg_dict)  # type: ignore[arg-type]
-        failed = [r for r in records if r["status"] == "failed"]
-        if failed:  # recorded, the others ran; the exit code still says something went wrong
-            _multirun_failures.append(f"task={cfg_dict.get('task')}: {len(failed)} run(s) failed: "
-                                      + "; ".join(f"{r['arm']} seed {r['seed']}: {r['message']}" for r in failed[:3]))
+        records = run_job(cfg_dict, table=False)  # type: ignore[arg-type]
     except UserError as exc:
-        if _is_multirun():  # report with its name; the other jobs of the sweep go on
-            _multirun_failures.append(f"task={cfg_dict.get('task')}: {exc}")
-            print(f"{PROG}: error in job task={cfg_dict.get('task')}: {exc}", file=sys.stderr)
-            return
-        sys.exit(_fail(str(exc), exc.exit_code))
+        error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - recorded as this job's failure; the other jobs go on
+        error = f"internal error: {type(exc).__name__}: {exc}"
+    if error:
+        print(f"{PROG}: error in job {label}: {error}", file=sys.stderr)
+    write_outcome(hc.runtime.output_dir, hc.overrides.task,
+                  record_files(records, str(cfg_dict.get("results_dir"))), error)
+
+
+def _report(records: list[dict[str, Any]], problems: list[str], pooled: bool) -> int:
+    """The pooled table (multirun) and the failure list; exit 1 when any run failed or diverged."""
+    from dendrobench.sweep import failure_summary, format_pooled
+
+    if pooled:
+        print(f"\n{PROG}: {len(records)} runs over the sweep\n")
+        print(format_pooled(records))
+    lines = failure_summary(records, problems)
+    if lines:
+        print(f"{PROG}: " + "\n".join(lines), file=sys.stderr)
+        return 1
+    return 0
 
 
 def _version_base() -> dict[str, str]:
@@ -210,19 +254,30 @@ def _version_base() -> dict[str, str]:
 def _run_hydra(args: list[str]) -> int:
     import hydra
 
+    from dendrobench.sweep import collect, expected_jobs, fix_sweep_dir, is_multirun
+
+    multirun = is_multirun(args)
+    sweep_dir, jobs = None, None
+    if multirun:
+        args, sweep_dir = fix_sweep_dir(args)
+        jobs = expected_jobs(args)
     # An absolute path: the configs are package data, found wherever the package is installed.
     main_fn = hydra.main(config_path=str(CONF_DIR), config_name="config", **_version_base())(_hydra_entry)
     saved = sys.argv
     sys.argv = [PROG, *args]
+    _single_run_records.clear()
     try:
         main_fn()
     finally:
         sys.argv = saved
-    if _multirun_failures:
-        print(f"{PROG}: {len(_multirun_failures)} job(s) with failures:", *_multirun_failures, sep="\n  ",
+    if not multirun:
+        return _report(list(_single_run_records), [], pooled=False)
+    if sweep_dir is None:
+        print(f"{PROG}: the sweep folder has interpolations; no pooled summary (see each job's output)",
               file=sys.stderr)
-        return 1
-    return 0
+        return 0
+    records, problems = collect(sweep_dir, jobs)
+    return _report(records, problems, pooled=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args[0] in SUBCOMMANDS:
             return SUBCOMMANDS[args[0]](args[1:])
-        return _run_hydra(prevalidate(args))
+        return _run_hydra(prevalidate(apply_jobs(args)))
     except UserError as exc:
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:

@@ -37,7 +37,7 @@ class RunConfig:
     dendrites: dict[str, Any] = field(default_factory=lambda: {"engine": "gd"})
     compressed_width: float = 0.67
     wide_tolerance: float = 0.05
-    threads: int | None = None
+    threads: int | None = 1  # pinned per run, in the record identity (None: torch default)
     progress: bool | None = None  # null: bars only on a terminal and not under CI
 
     @property

@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 import dendrobench
+from dendrobench.claims import claim_path, describe, try_claim
 from dendrobench.config import RunConfig
 from dendrobench.cost import count_params, flops_per_sample, peak_memory_mb, reset_peak_memory
 from dendrobench.dendrites.base import DendriteEngine, EngineContext
@@ -53,6 +54,7 @@ log = logging.getLogger("dendrobench")
 
 ARM_ORDER = ("baseline", "dendrites", "wide", "compressed")
 DENDRITIC_ARMS = ("dendrites", "compressed")
+CLAIM_POLL_S = 2.0  # how often a run waiting for another process's claim looks again
 
 
 class Diverged(Exception):
@@ -333,6 +335,12 @@ class Suite:
         self.budget.validate()
         self.engine_cls = get_engine_class(run.engine)
         self.device = resolve_device(run.device)
+        # The thread count changes results (bbbp's AUC moved by up to 0.0075 between 1 and 2 threads):
+        # it is pinned per run and part of the record identity, so a job gives the same record
+        # whichever launcher ran it, and a resume never mixes thread counts under one file name.
+        if run.threads:
+            torch.set_num_threads(int(run.threads))
+        self.threads = torch.get_num_threads()
         self.results_dir = Path(run.results_dir).expanduser().resolve()
         self.env = environment(self.device)
         self.arms = [a for a in ARM_ORDER if a in run.arms]
@@ -348,7 +356,8 @@ class Suite:
             "engine": self.run.engine, "engine_params": self.run.engine_params,
             "compressed_width": self.run.compressed_width if arm == "compressed" else None,
             "wide_tolerance": self.run.wide_tolerance if arm == "wide" else None,
-            "device": self.device.type, "versions": {"python": self.env["python"], "dendrobench": self.env["dendrobench"],
+            "device": self.device.type, "threads": self.threads,
+            "deterministic": torch.are_deterministic_algorithms_enabled(), "versions": {"python": self.env["python"], "dendrobench": self.env["dendrobench"],
                                                       **self.env["packages"]},
             # only non-default options, and only when there are any: default runs keep their hash
             **({"task_options": opts} if (opts := identity_options(self.options)) else {}),
@@ -375,22 +384,33 @@ class Suite:
             return None
 
     def run_all(self) -> list[dict[str, Any]]:
+        """Every (seed, arm), in order; a run another process is training (it holds the claim) is
+        put off, with the later arms of its seed, until this process has done everything else."""
         from tqdm.auto import tqdm
 
         seeds = self.run.seed_list
         show = self.run.progress if self.run.progress is not None else (sys.stderr.isatty() and not os.environ.get("CI"))
-        records: list[dict[str, Any]] = []
+        done: dict[tuple[int, str], dict[str, Any]] = {}
+        later: list[tuple[int, str]] = []
         overall = tqdm(total=len(seeds) * len(self.arms), desc=f"{self.run.task}", unit="run", disable=not show)
         data_cache: dict[int, TaskData | Exception] = {}
-        for seed in seeds:
-            by_arm: dict[str, dict[str, Any]] = {}
-            for arm in self.arms:
-                rec = self.run_one(arm, seed, by_arm, data_cache, show)
-                by_arm[arm] = rec
-                records.append(rec)
-                overall.update(1)
+        for wait in (False, True):
+            for seed in seeds:
+                by_arm = {a: r for (s, a), r in done.items() if s == seed}
+                for arm in self.arms:
+                    if (seed, arm) in done or (wait and (seed, arm) not in later):
+                        continue
+                    if not wait and any(s == seed for s, _ in later):
+                        later.append((seed, arm))  # after an arm of its seed that is put off
+                        continue
+                    rec = self.run_one(arm, seed, by_arm, data_cache, show, wait=wait)
+                    if rec is None:
+                        later.append((seed, arm))
+                        continue
+                    by_arm[arm] = done[(seed, arm)] = rec
+                    overall.update(1)
         overall.close()
-        return records
+        return [done[(seed, arm)] for seed in seeds for arm in self.arms if (seed, arm) in done]
 
     def load(self, seed: int, cache: dict[int, TaskData | Exception]) -> TaskData:
         if seed not in cache:
@@ -405,18 +425,42 @@ class Suite:
         return got
 
     def run_one(self, arm: str, seed: int, by_arm: dict[str, dict[str, Any]],
-                data_cache: dict[int, TaskData | Exception], show: bool) -> dict[str, Any]:
-        from tqdm.auto import tqdm
-
+                data_cache: dict[int, TaskData | Exception], show: bool, wait: bool = True) -> dict[str, Any] | None:
+        """Resume, or claim and train, one run. While another process holds its claim: wait for its
+        record (``wait``) or return None so that the caller does something else first."""
         digest = config_hash(self.identity(arm, seed))
         path = record_path(self.results_dir, self.run.task, arm, seed, digest)
-        old = self.existing(path)
-        if old is not None and old["status"] == "failed":
-            self.echo(f"retry: {arm} seed {seed} failed before ({old['message']}); running it again")
-            old = None
-        if old is not None:
-            self.echo(f"resume: {arm} seed {seed} already recorded ({path.name}, status {old['status']})")
-            return old
+        announced = False
+        while True:
+            old = self.existing(path)
+            if old is not None and old["status"] != "failed":
+                self.echo(f"resume: {arm} seed {seed} already recorded ({path.name}, status {old['status']})")
+                return old
+            claim = try_claim(path)
+            if claim is not None:
+                old = self.existing(path)  # finished by another process between the look and the claim
+                if old is not None and old["status"] != "failed":
+                    claim.release()
+                    continue
+                break
+            if not wait:
+                return None
+            if not announced:
+                self.echo(f"waiting: {arm} seed {seed} is being trained by {describe(claim_path(path))}")
+                announced = True
+            time.sleep(CLAIM_POLL_S)
+        try:
+            if old is not None:
+                self.echo(f"retry: {arm} seed {seed} failed before ({old['message']}); running it again")
+            return self.train_claimed(arm, seed, digest, path, by_arm, data_cache, show)
+        finally:
+            claim.release()
+
+    def train_claimed(self, arm: str, seed: int, digest: str, path: Path, by_arm: dict[str, dict[str, Any]],
+                      data_cache: dict[int, TaskData | Exception], show: bool) -> dict[str, Any]:
+        """Train a run whose claim this process holds, and write its record."""
+        from tqdm.auto import tqdm
+
         ev = self.task.evaluator
         record = Record(
             config_hash=digest, task=self.run.task, dataset=None, data_source=self.run.data_source, arm=arm,
