@@ -1,0 +1,144 @@
+"""Sweeps: the pooled summary and exit code with every launcher, identical records whichever
+launcher ran a job, ``jobs=``, and run claims (two sweeps on one folder train each run once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from dendrobench import claims
+from dendrobench.errors import ConfigError
+from dendrobench.sweep import apply_jobs, collect, fix_sweep_dir, split_top, write_outcome
+
+DIVERGES = "task=sweep_tasks:DivergesOnSeed1"
+# what must be equal, bit for bit, between two runs of the same job (timings and dates may differ)
+SAME = ("config_hash", "status", "val", "test", "error", "params", "history", "dendrites", "dataset")
+
+
+def run(args, env, cwd, timeout=600):
+    return subprocess.run(["dendrobench", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def records(folder: Path) -> dict[str, dict]:
+    return {p.name: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def assert_same_records(a: Path, b: Path) -> None:
+    ra, rb = records(a), records(b)
+    assert ra and sorted(ra) == sorted(rb)  # the same file names: the same hashes
+    for name in ra:
+        for key in SAME:
+            assert ra[name][key] == rb[name][key], (name, key)
+        assert ra[name]["cost"]["flops_per_sample"] == rb[name]["cost"]["flops_per_sample"]
+
+
+# -- arguments --------------------------------------------------------------------------------
+def test_split_top_keeps_lists_whole():
+    assert split_top("[baseline],[dendrites,wide]") == ["[baseline]", "[dendrites,wide]"]
+    assert split_top("bbbp,cifar10") == ["bbbp", "cifar10"]
+    assert split_top("[baseline,wide]") == ["[baseline,wide]"]
+
+
+def test_jobs_becomes_a_joblib_multirun_over_seeds():
+    assert apply_jobs(["task=bbbp", "jobs=1"]) == ["task=bbbp"]
+    got = apply_jobs(["task=bbbp", "seeds=3", "jobs=2"])
+    assert got[0] == "-m" and "seed=0,1,2" in got and not any(a.startswith("seeds=") for a in got)
+    assert "hydra/launcher=local" in got and "hydra.launcher.n_jobs=2" in got
+    mine = apply_jobs(["-m", "task=a,b", "seed=0", "jobs=auto", "hydra/launcher=submitit_local"])
+    assert "hydra/launcher=local" not in mine and "seed=0" in mine
+    with pytest.raises(ConfigError, match="jobs must be 'auto' or an integer >= 1"):
+        apply_jobs(["task=bbbp", "jobs=0"])
+
+
+def test_sweep_dir_is_fixed_under_results_dir(tmp_path):
+    args, folder = fix_sweep_dir(["-m", f"results_dir={tmp_path}/r,{tmp_path}/s"])
+    assert folder.parent == (tmp_path / "r" / ".multirun") and f"hydra.sweep.dir={folder}" in args
+
+
+def test_collect_names_jobs_that_never_reported_and_jobs_that_erred(tmp_path):
+    write_outcome(tmp_path / "0", ["task=a"], [], error="data to download by hand")
+    recs, problems = collect(tmp_path, [["task=a"], ["task=b"]])
+    assert recs == [] and len(problems) == 2
+    assert "job 0 (task=a): data to download by hand" in problems[0]
+    assert "job 1 (task=b): no outcome" in problems[1]
+
+
+# -- claims -----------------------------------------------------------------------------------
+def test_a_claim_is_exclusive_and_released(tmp_path):
+    rec = tmp_path / "x.json"
+    first = claims.try_claim(rec)
+    assert first is not None and claims.try_claim(rec) is None
+    info = claims.read_claim(claims.claim_path(rec))
+    assert info["pid"] == os.getpid() and info["host"] and info["started"]
+    first.release()
+    again = claims.try_claim(rec)
+    assert again is not None
+    again.release()
+    assert not claims.claim_path(rec).exists()
+
+
+def test_a_dead_holders_claim_is_reclaimed_and_an_old_foreign_one_too(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    rec = tmp_path / "x.json"
+    claims.claim_path(rec).write_text(json.dumps({"host": claims._host(), "pid": dead.pid, "started": "x"}))
+    got = claims.try_claim(rec)
+    assert got is not None and claims.read_claim(claims.claim_path(rec))["pid"] == os.getpid()
+    got.release()
+    foreign = claims.claim_path(rec)
+    foreign.write_text(json.dumps({"host": "another-node", "pid": 1, "started": "x"}))
+    assert claims.try_claim(rec) is None  # alive as far as we can tell: its heartbeat is fresh
+    old = time.time() - claims.STALE_AFTER_S - 5
+    os.utime(foreign, (old, old))
+    got = claims.try_claim(rec)
+    assert got is not None
+    got.release()
+
+
+def test_two_concurrent_sweeps_train_each_run_once(cli_env, tmp_path):
+    results = tmp_path / "res"
+    args = ["task=toy_task:SpiralTask", "budget=smoke", "seeds=2", "arms=[baseline,dendrites]", f"results_dir={results}"]
+    procs = [subprocess.Popen(["dendrobench", *args], env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    trained = sum(4 - out.count("resume:") for out, _ in outs)
+    assert trained == 4, outs
+    assert len(list(results.glob("*.json"))) == 4 and not list(results.glob("*.claim"))
+
+
+# -- exit codes, pooled summary, identical records --------------------------------------------
+def test_a_single_run_with_diverged_runs_exits_1_and_says_how_many(cli_env, tmp_path):
+    out = run([DIVERGES, "budget=smoke", "seed=1", "arms=[baseline,dendrites]", f"results_dir={tmp_path / 'r'}"],
+              cli_env, tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "2 of 2 runs did not finish ok (0 failed, 2 diverged)" in out.stderr
+
+
+def test_joblib_sweep_pools_one_table_exits_1_and_matches_sequential_records(cli_env, tmp_path):
+    common = [DIVERGES, "budget=smoke", "arms=[baseline,dendrites,wide]"]
+    seq = run([*common, "seeds=2", f"results_dir={tmp_path / 'seq'}"], cli_env, tmp_path)
+    par = run([*common, "seeds=2", "jobs=2", f"results_dir={tmp_path / 'par'}"], cli_env, tmp_path)
+    for out in (seq, par):
+        assert out.returncode == 1, out.stderr
+        # seed 1 diverges in baseline and dendrites; its wide arm cannot match a diverged dendritic model
+        assert "3 of 6 runs did not finish ok (1 failed, 2 diverged)" in out.stderr, out.stderr
+    assert par.stdout.count("runs over the sweep") == 1 and par.stdout.count("RER vs base") == 1
+    assert_same_records(tmp_path / "seq", tmp_path / "par")
+
+
+@pytest.mark.slow  # about 100 s on 2 busy cores: submitit starts a fresh interpreter per job
+def test_submitit_local_sweep_reports_and_matches_sequential_records(cli_env, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    common = ["task=toy_task:SpiralTask", "budget=smoke", "arms=[baseline,dendrites]"]
+    seq = run([*common, "seeds=2", f"results_dir={tmp_path / 'seq'}"], cli_env, tmp_path)
+    sub = run(["-m", *common, "seed=0,1", "hydra/launcher=submitit_local", f"results_dir={tmp_path / 'sub'}"],
+              cli_env, tmp_path)
+    assert seq.returncode == 0 and sub.returncode == 0, sub.stderr
+    assert "4 runs over the sweep" in sub.stdout and "RER vs base" in sub.stdout
+    assert_same_records(tmp_path / "seq", tmp_path / "sub")
