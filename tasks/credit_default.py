@@ -17,7 +17,11 @@ Data
     files land in its ``openml/openml.org/`` subfolder, scikit-learn's own layout). A
     CSV in UCI's column layout (e.g. Kaggle's ``UCI_Credit_Card.csv``) saved as
     ``$DENDROBENCH_CACHE/credit-default/default_of_credit_card_clients.csv`` is used instead when
-    present, for machines that cannot reach OpenML. Records say ``dataset: uci-credit-default``.
+    present, for machines that cannot reach OpenML. With ``data.root=DIR``, the first of these in
+    ``DIR`` is used: ``UCI_Credit_Card.csv`` (UCI's ``ID, X1..X23, Y`` or Kaggle's ``ID, LIMIT_BAL, ...,
+    default.payment.next.month``), ``default_of_credit_card_clients.csv``, UCI's original
+    ``default of credit card clients.xls`` (read with pandas; needs ``pip install xlrd``); else
+    ``DIR`` is scikit-learn's OpenML ``data_home``. Records say ``dataset: uci-credit-default``.
 
 Features: numeric columns standardised (``StandardScaler``), nominal codes one-hot encoded
 (``OneHotEncoder(handle_unknown="ignore")``), in one scikit-learn ``ColumnTransformer`` fitted on the
@@ -26,10 +30,17 @@ nominal columns are the coded checking-account, credit-history, savings, employm
 attributes (binary flags and counts are standardised as numbers); the card data's are sex,
 education and marriage (the ``PAY_*`` repayment delays are ordinal and stay numeric).
 
-Splits are stratified by the label and do *not* depend on the seed (fixed ``random_state``, as in
-the ``bbbp`` and ``cifar10`` tasks): seeds vary initial weights and data order, every seed is
-scored on the same rows. German credit: 60/20/20 (600 / 200 / 200 rows; a 200-row test set with 60
+Splits are stratified by the label (``random_stratified``: scikit-learn ``train_test_split(stratify=)``,
+dendrobench.splits) and by default do *not* depend on the seed (``split_seed`` 0, as in the
+``bbbp`` and ``cifar10`` tasks): seeds vary initial weights and data order, every seed is scored on
+the same rows. German credit: 60/20/20 (600 / 200 / 200 rows; a 200-row test set with 60
 defaulters keeps the ROC-AUC's sampling error near 0.03). Card data: 70/15/15.
+
+Options (``task_options.KEY=VALUE``, :class:`CreditOptions`): ``fractions`` (train, val, test),
+``split_seed`` (an int, or ``seed`` for the run's seed; the PAI claim used 70/15/15 with 1337),
+``hidden`` (the MLP's hidden sizes, e.g. ``[128,128,64]`` for the claim's [w, w, w/2] with w=128),
+``dropout``, and ``encoding``: ``onehot`` (default, above) or ``numeric`` (all 23 columns
+standardised as numbers, no one-hot: the claim's 23-dimensional input).
 """
 
 from __future__ import annotations
@@ -37,8 +48,9 @@ from __future__ import annotations
 import socket
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -48,7 +60,9 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from dendrobench import downloads
-from dendrobench.errors import DataUnavailableError, UserError
+from dendrobench.errors import ConfigError, DataUnavailableError, UserError
+from dendrobench.splits import check_fractions
+from dendrobench.splits import stratified_split as sk_stratified_split
 from dendrobench.task import Budget, Task, TaskData, cache_dir
 
 SPLIT_RANDOM_STATE = 0  # fixed: splits are seed-independent (see the module docstring)
@@ -72,6 +86,10 @@ UCI_CATEGORICAL = ("SEX", "EDUCATION", "MARRIAGE")
 # Names the target goes by: UCI's spreadsheet, Kaggle's CSV, OpenML's copy.
 UCI_TARGETS = ("default payment next month", "default.payment.next.month", "default_payment_next_month", "y")
 CSV_NAME = "default_of_credit_card_clients.csv"
+# What a user who downloaded the data by hand may place in data.root, in the order they are looked for.
+KAGGLE_CSV = "UCI_Credit_Card.csv"
+UCI_XLS = "default of credit card clients.xls"
+ROOT_FILES = (KAGGLE_CSV, CSV_NAME, UCI_XLS)
 
 
 # -- locations ------------------------------------------------------------------------------------
@@ -164,6 +182,30 @@ def _uci_layout(frame: Any, target: Any | None, where: str) -> tuple[Any, np.nda
     return features.reset_index(drop=True), y.to_numpy().astype(np.int64)
 
 
+def load_uci_xls(path: Path) -> tuple[Any, np.ndarray]:
+    """The card data from UCI's original spreadsheet (two header rows: X1..X23 / Y over the names)."""
+    import importlib.util
+
+    import pandas as pd
+
+    if importlib.util.find_spec("xlrd") is None:
+        raise DataUnavailableError(f"reading {path} needs the package xlrd (pip install xlrd), or save the "
+                                   f"sheet as CSV next to it as {KAGGLE_CSV}")
+    try:
+        table = pd.read_excel(path, header=1)
+    except Exception as exc:  # noqa: BLE001
+        raise DataUnavailableError(f"{path} is not a readable UCI spreadsheet ({type(exc).__name__}: {exc})") from exc
+    return _uci_layout(table, None, str(path))
+
+
+def root_file(root: Path) -> Path | None:
+    """The first hand-downloaded file of :data:`ROOT_FILES` in ``root``, or None."""
+    for name in ROOT_FILES:
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
 def load_uci_csv(path: Path) -> tuple[Any, np.ndarray]:
     """The card data from a CSV in UCI's layout (UCI's two-row header is handled too)."""
     import pandas as pd
@@ -187,7 +229,7 @@ def _how_to_get(data_home: Path, csv_path: Path) -> str:
     return (f"on a machine with network run: python -c \"from sklearn.datasets import fetch_openml; "
             f"fetch_openml(data_id={OPENML_ID}, data_home='{data_home}')\" and copy the folder {data_home} "
             f"here (or set DENDROBENCH_CACHE), or download the data from {UCI_URL} and save it as CSV "
-            f"in UCI's column layout at {csv_path}")
+            f"in UCI's column layout at {csv_path} (or put {KAGGLE_CSV} or UCI's XLS in data.root)")
 
 
 def load_uci_openml(data_home: Path, csv_path: Path, download: bool = True) -> tuple[Any, np.ndarray, str]:
@@ -198,7 +240,7 @@ def load_uci_openml(data_home: Path, csv_path: Path, download: bool = True) -> t
     network fails in seconds. Returns (features, labels, where the data came from).
     """
     if csv_path.is_file():
-        x, y = load_uci_csv(csv_path)
+        x, y = load_uci_xls(csv_path) if csv_path.suffix.lower() == ".xls" else load_uci_csv(csv_path)
         return x, y, str(csv_path)
     cached = _openml_cached(data_home)
     if not cached and (not download or downloads.offline_forced()):
@@ -231,25 +273,22 @@ def load_uci_openml(data_home: Path, csv_path: Path, download: bool = True) -> t
 # -- splits and preprocessing ---------------------------------------------------------------------
 def stratified_split(y: np.ndarray, val: float, test: float,
                      random_state: int = SPLIT_RANDOM_STATE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted (train, val, test) row indices; fractions of all rows; stratified; fixed state."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    rest, test_idx = train_test_split(idx, test_size=test, stratify=y, random_state=random_state)
-    train_idx, val_idx = train_test_split(rest, test_size=val / (1 - test), stratify=y[rest],
-                                          random_state=random_state)
-    return np.sort(train_idx), np.sort(val_idx), np.sort(test_idx)
+    """Sorted (train, val, test) row indices; fractions of all rows; stratified (dendrobench.splits)."""
+    return sk_stratified_split(y, (1 - val - test, val, test), random_state)
 
 
 def make_tabular_data(features: Any, y: np.ndarray, categorical: Sequence[str], val: float, test: float,
-                      dataset: str, source: str, info: dict[str, Any]) -> TaskData:
-    """Split, fit the ColumnTransformer on train only, and wrap as float tensors."""
+                      dataset: str, source: str, info: dict[str, Any],
+                      random_state: int = SPLIT_RANDOM_STATE) -> TaskData:
+    """Split, fit the ColumnTransformer on train only, and wrap as float tensors.
+
+    ``categorical`` empty: every column is standardised as a number (the ``numeric`` encoding)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     categorical = [c for c in categorical if c in features.columns]
     numeric = [c for c in features.columns if c not in categorical]
-    train, valid, test_idx = stratified_split(y, val, test)
+    train, valid, test_idx = stratified_split(y, val, test, random_state)
     transformer = ColumnTransformer(
         [("num", StandardScaler(), numeric),
          ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical)],
@@ -264,11 +303,12 @@ def make_tabular_data(features: Any, y: np.ndarray, categorical: Sequence[str], 
     parts = {"train": part(train), "val": part(valid), "test": part(test_idx)}
     n_features = int(parts["train"].tensors[0].shape[1])
     info = {**info, "rows": int(len(y)), "positives": int(y.sum()), "positive_class": "default",
-            "split": f"stratified {1 - val - test:.0%}/{val:.0%}/{test:.0%}, random_state={SPLIT_RANDOM_STATE} "
-                     "(seed-independent)",
+            "split": f"random_stratified {1 - val - test:.4g}/{val:.4g}/{test:.4g}, sklearn train_test_split"
+                     f"(stratify=label), random_state={random_state}",
             "split_sizes": {k: len(v) for k, v in parts.items()},
             "features": {"numeric": len(numeric), "categorical": len(categorical), "encoded": n_features},
-            "preprocessing": "StandardScaler (numeric) + OneHotEncoder (categorical), fitted on train"}
+            "preprocessing": ("StandardScaler (numeric) + OneHotEncoder (categorical), fitted on train" if categorical
+                              else "StandardScaler on every column, fitted on train")}
     return TaskData(train=parts["train"], val=parts["val"], test=parts["test"], dataset=dataset, source=source,
                     info=info, meta={"in_features": n_features,
                                      "feature_names": [str(n) for n in transformer.get_feature_names_out()]})
@@ -282,6 +322,33 @@ SMALL_MLP = MLPConfig(hidden=(64, 32), dropout=0.2)
 LARGE_MLP = MLPConfig(hidden=(256, 128, 64), dropout=0.3)
 
 
+@dataclass(frozen=True)
+class CreditOptions:
+    """The credit-default protocol options (``task_options.KEY=VALUE``); see the module docstring.
+
+    Names shared with the other tasks: ``split``, ``fractions`` (train, val, test), ``split_seed``,
+    ``hidden``, ``dropout``. ``fractions`` None: the data's own default (60/20/20 German credit,
+    70/15/15 card data); model options None: the budget's MLP.
+    """
+
+    split: Literal["random_stratified"] = "random_stratified"
+    fractions: tuple[float, ...] | None = None
+    split_seed: int | Literal["seed"] = SPLIT_RANDOM_STATE
+    hidden: tuple[int, ...] | None = None
+    dropout: float | None = None
+    encoding: Literal["onehot", "numeric"] = "onehot"
+
+    def validate(self) -> None:
+        if self.fractions is not None:
+            check_fractions(self.fractions)
+        if self.hidden is not None and (not self.hidden or any(h < 1 for h in self.hidden)):
+            raise ConfigError(f"task_options.hidden must be a non-empty list of sizes >= 1, got {list(self.hidden)}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ConfigError(f"task_options.dropout must be in [0, 1), got {self.dropout}")
+        if isinstance(self.split_seed, int) and self.split_seed < 0:
+            raise ConfigError(f"task_options.split_seed must be >= 0 or 'seed', got {self.split_seed}")
+
+
 class CreditDefaultTask(Task):
     """Binary credit default prediction on tabular data, MLP, ROC-AUC (accuracy reported too)."""
 
@@ -290,6 +357,7 @@ class CreditDefaultTask(Task):
     description = "Credit default on tabular data: MLP on standardised / one-hot features, ROC-AUC"
     metric = "roc_auc"
     version = "1"
+    Options = CreditOptions
     datasets = {
         "offline": "UCI Statlog German Credit (1,000 applicants) shipped in dmba "
                    "(csvFiles/GermanCredit.csv.gz); real credit data, not the 30,000-row benchmark "
@@ -317,19 +385,30 @@ class CreditDefaultTask(Task):
         self.model_config: MLPConfig = model or self.models["quick"]
         self.download = download
 
+    def set_options(self, options: CreditOptions) -> None:
+        """Model options override the budget's MLP (``configure`` ran first)."""
+        super().set_options(options)
+        chosen = {"hidden": options.hidden, "dropout": options.dropout}
+        self.model_config = replace(self.model_config, **{k: v for k, v in chosen.items() if v is not None})
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:
+        opts: CreditOptions = self.current_options()
+        state = seed if opts.split_seed == "seed" else int(opts.split_seed)
         if source == "offline":
             features, y, categorical = load_german_credit()
-            return make_tabular_data(features, y, categorical, 0.2, 0.2, "german-credit", "offline",
-                                     {"file": str(german_credit_path())})
+            _, val, test = opts.fractions or (0.6, 0.2, 0.2)
+            return make_tabular_data(features, y, categorical if opts.encoding == "onehot" else [], val, test,
+                                     "german-credit", "offline", {"file": str(german_credit_path())}, state)
         if source == "online":
             data_home = Path(root).expanduser() if root is not None else default_openml_home()
-            csv_path = (Path(root).expanduser() / CSV_NAME) if root is not None else default_csv_path()
+            csv_path = default_csv_path()
+            if root is not None:
+                csv_path = root_file(Path(root).expanduser()) or Path(root).expanduser() / CSV_NAME
             features, y, origin = load_uci_openml(data_home, csv_path, download=self.download)
-            return make_tabular_data(features, y, UCI_CATEGORICAL, 0.15, 0.15, "uci-credit-default", "online",
-                                     {"from": origin})
+            _, val, test = opts.fractions or (0.7, 0.15, 0.15)
+            return make_tabular_data(features, y, UCI_CATEGORICAL if opts.encoding == "onehot" else [], val, test,
+                                     "uci-credit-default", "online", {"from": origin}, state)
         raise UserError(f"unknown data source {source!r}; valid data sources: offline, online")
 
     # -- model ------------------------------------------------------------------------------

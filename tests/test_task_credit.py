@@ -232,3 +232,101 @@ def test_csv_with_wrong_columns_is_named(tmp_path):
     (root / mod.CSV_NAME).write_text("a,b\n1,2\n")
     with pytest.raises(DataUnavailableError, match=mod.CSV_NAME):
         CreditDefaultTask().load_data("online", 0, root=root)
+
+
+# -- issue 10: files placed in data.root, split and model options ----------------------------------
+def write_root_csv(root: Path, header: str, n: int = N_ROWS) -> Path:
+    """UCI_Credit_Card.csv as circulated: UCI's ``ID, X1..X23, Y`` or Kaggle's named header."""
+    x, y = uci_rows(n)
+    if header == "uci":
+        cols = [f"X{i}" for i in range(1, 24)]
+        target = "Y"
+    else:
+        cols = [("PAY_1" if c == "PAY_0" else c) for c in UCI_FEATURES]
+        target = "default.payment.next.month"
+    table = pd.DataFrame(x, columns=cols)
+    table.insert(0, "ID", np.arange(1, n + 1))
+    table[target] = y
+    root.mkdir(parents=True, exist_ok=True)
+    table.to_csv(root / mod.KAGGLE_CSV, index=False)
+    return root / mod.KAGGLE_CSV
+
+
+@pytest.mark.parametrize("header", ["uci", "kaggle"])
+def test_uci_credit_card_csv_in_data_root(tmp_path, header):
+    path = write_root_csv(tmp_path / "root", header)
+    data = CreditDefaultTask().load_data("online", 0, root=path.parent)
+    assert data.dataset == "uci-credit-default" and data.info["from"] == str(path)
+    assert data.info["rows"] == N_ROWS and data.info["positives"] == N_ROWS // 3
+    assert "random_stratified 0.7/0.15/0.15" in data.info["split"] and "random_state=0" in data.info["split"]
+
+
+def test_both_headers_give_the_same_tensors(tmp_path):
+    a = CreditDefaultTask().load_data("online", 0, root=write_root_csv(tmp_path / "a", "uci").parent)
+    b = CreditDefaultTask().load_data("online", 0, root=write_root_csv(tmp_path / "b", "kaggle").parent)
+    assert torch.equal(a.train.tensors[0], b.train.tensors[0]) and torch.equal(a.test.tensors[1], b.test.tensors[1])
+
+
+def test_xls_without_xlrd_says_what_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / mod.UCI_XLS).write_bytes(b"\xd0\xcf\x11\xe0")  # an OLE2 header: what an .xls starts with
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "xlrd" else real(name, *a))
+    with pytest.raises(DataUnavailableError, match="needs the package xlrd"):
+        CreditDefaultTask().load_data("online", 0, root=root)
+
+
+def _task(**options):
+    from dendrobench.options import parse_options
+
+    task = CreditDefaultTask()
+    task.configure("quick")
+    task.set_options(parse_options(task, options))
+    return task
+
+
+def test_claim_split_and_model_options(tmp_path):
+    """The PAI claim's protocol: 70/15/15 stratified with seed 1337, MLP [128, 128, 64], 23 inputs."""
+    root = write_root_csv(tmp_path / "root", "uci", n=200).parent
+    default = CreditDefaultTask().load_data("online", 0, root=root)
+    task = _task(fractions=[0.7, 0.15, 0.15], split_seed=1337, hidden=[128, 128, 64], dropout=0.25,
+                 encoding="numeric")
+    data = task.load_data("online", 0, root=root)
+    assert "random_state=1337" in data.info["split"]
+    assert [len(p) for p in (data.train, data.val, data.test)] == [len(p) for p in (default.train, default.val, default.test)]
+    assert not torch.equal(data.test.tensors[1], default.test.tensors[1]) or \
+        not torch.equal(data.test.tensors[0][:, 0], default.test.tensors[0][:, 0])  # other rows
+    assert data.meta["in_features"] == 23 and default.meta["in_features"] > 23  # no one-hot
+    model = task.build_model(data)
+    assert count_params(model) == 27_905  # the claim's baseline MLP, as its README counts it
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.25 for m in model.modules())
+    moved = _task(split_seed="seed").load_data("online", 3, root=root)
+    assert "random_state=3" in moved.info["split"]
+
+
+@pytest.mark.parametrize("options, expect", [
+    ({"fractions": [0.7, 0.2, 0.2]}, "fractions must be three numbers"),
+    ({"hidden": [128, 0]}, "hidden must be a non-empty list"),
+    ({"encoding": "ordinal"}, "task_options.encoding must be onehot | numeric"),
+    ({"split": "scaffold"}, "task_options.split must be random_stratified"),
+])
+def test_bad_credit_options(options, expect):
+    from dendrobench.errors import ConfigError
+    from dendrobench.options import parse_options
+
+    with pytest.raises(ConfigError, match=expect.replace("|", r"\|").replace("[", r"\[")):
+        parse_options(CreditDefaultTask, options)
+
+
+SHARED = Path("/work/shared/data/uci-credit-default")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "UCI_Credit_Card.csv").is_file(), reason="the real UCI file is not on this machine")
+def test_real_uci_credit_counts():
+    data = _task(split_seed=1337).load_data("online", 0, root=SHARED)
+    assert data.info["rows"] == 30_000 and data.info["positives"] == 6_636  # 22.12 %
+    assert data.info["split_sizes"] == {"train": 21_000, "val": 4_500, "test": 4_500}
