@@ -22,11 +22,12 @@ from dendrobench.sweep import apply_jobs, bad_runs, split_top
 PROG = "dendrobench"
 CONF_DIR = Path(__file__).parent / "conf"
 TOP_LEVEL_KEYS = ("task", "budget", "budget_overrides", "task_options", "arms", "seeds", "seed", "results_dir", "data", "device",
-                  "dendrites", "compressed_width", "wide_tolerance", "threads", "progress")
+                  "dendrites", "compressed_width", "wide_tolerance", "threads", "progress", "claim")
 
 HELP = f"""usage: {PROG} task=NAME [key=value ...]      run a task with and without dendrites
        {PROG} -m task=a,b seed=0,1,2 ...       multirun (Hydra sweep)
-       {PROG} list                             tasks, engines, budgets
+       {PROG} list [claims]                    tasks, engines, budgets (claims: the published claims)
+       {PROG} claim=ID [seeds=N] [data.root=DIR]   put a published claim on trial (docs/claims.md)
        {PROG} leaderboard RESULTS_DIR... --out SITE_DIR
        {PROG} check-task NAME                  run the plugin contract checks
        {PROG} new-task NAME [--modality M]     scaffold a task plugin package
@@ -131,6 +132,14 @@ def prevalidate(args: list[str]) -> list[str]:
                 raise unknown_choice("budget", v, BUDGET_NAMES)
             elif key == "data.source" and v not in DATA_SOURCES:
                 raise unknown_choice("data source", v, DATA_SOURCES)
+            elif key == "claim" and v != "null":
+                from dendrobench.published_claims import claim_ids
+
+                if v not in claim_ids():
+                    raise unknown_choice("claim", v, claim_ids())
+                from dendrobench.published_claims import check_runnable, get_claim
+
+                check_runnable(get_claim(v))  # before Hydra: one line, exit 2
             elif key == "device" and v not in DEVICES:
                 raise unknown_choice("device", v, DEVICES)
             elif key == "arms":
@@ -165,6 +174,8 @@ def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print, table
     from dendrobench.report import format_table
     from dendrobench.runner import Suite
 
+    if cfg_dict.get("claim"):
+        return run_claim_job(cfg_dict, echo)
     run = from_mapping(cfg_dict)
     suite = Suite(run, echo=echo)  # pins the torch thread count (run.threads)
     echo(f"{PROG}: task={run.task} engine={run.engine} budget={run.budget} arms={','.join(suite.arms)} "
@@ -192,6 +203,21 @@ def record_files(records: list[dict[str, Any]], results_dir: str) -> list[str]:
 
     root = Path(results_dir).expanduser().resolve()
     return [str(record_path(root, r["task"], r["arm"], r["seed"], r["config_hash"])) for r in records]
+
+
+def run_claim_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """``claim=ID``: the claim's protocols seed by seed, then one summary table per protocol."""
+    from dendrobench.published_claims import run_claim
+    from dendrobench.report import format_table
+
+    records = run_claim(cfg_dict, echo=echo)
+    for protocol in ("published", "matched"):
+        rows = [r for r in records if r.get("protocol") == protocol]
+        if rows:
+            echo(f"\n{protocol} protocol (claim {cfg_dict['claim']}):")
+            echo(format_table(rows))
+    echo(f"\nrecords: {Path(str(cfg_dict.get('results_dir', '.'))).expanduser().resolve()}")
+    return records
 
 
 def _hydra_entry(cfg: Any) -> None:

@@ -39,6 +39,14 @@ class RunConfig:
     wide_tolerance: float = 0.05
     threads: int | None = 1  # pinned per run, in the record identity (None: torch default)
     progress: bool | None = None  # null: bars only on a terminal and not under CI
+    # A published claim to put on trial (baselines/claims/<id>.yaml); set, it decides the task,
+    # data, options and budgets and runs several protocols (dendrobench/published_claims.py).
+    claim: str | None = None
+    # Set by the claim runner, never from the command line: which protocol this suite is
+    # ("matched": equal steps; "published": the claim's own, unequal budget) and which split's
+    # error the records report (a claim that read its figure off validation reports "val").
+    protocol: str = "matched"
+    report_split: str = "test"
 
     @property
     def engine(self) -> str:
@@ -64,6 +72,10 @@ def from_mapping(cfg: dict[str, Any]) -> RunConfig:
     bad = sorted(set(cfg) - known)
     if bad:
         raise ConfigError(f"unknown setting(s) {bad}; valid settings: {', '.join(sorted(known | {'data.source', 'data.root'}))}")
+    if cfg.get("claim") and not cfg.get("task"):
+        from dendrobench.published_claims import get_claim
+
+        cfg["task"] = get_claim(str(cfg["claim"])).task  # unknown id -> error naming the claims
     if not cfg.get("task"):
         from dendrobench.registry import task_names
 
@@ -98,6 +110,12 @@ def validate(run: RunConfig) -> None:
     for arm in run.arms:
         if arm not in ARMS:
             raise unknown_choice("arm", arm, ARMS)
+    from dendrobench.results import PROTOCOLS
+
+    if run.protocol not in PROTOCOLS:
+        raise unknown_choice("protocol", run.protocol, PROTOCOLS)
+    if run.report_split not in ("test", "val"):
+        raise unknown_choice("report_split", run.report_split, ("test", "val"))
     if run.budget not in BUDGET_NAMES:
         raise unknown_choice("budget", run.budget, BUDGET_NAMES)
     if run.data_source not in DATA_SOURCES:

@@ -19,6 +19,10 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "diverged")
+PROTOCOLS = ("matched", "published")
+# Keys added after schema 1 was published, with the value an older record means by leaving them out
+# (issue 10): every record written before protocols existed was an ordinary, matched-budget run.
+LATER_DEFAULTS: dict[str, Any] = {"protocol": "matched", "claim": None}
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -39,6 +43,8 @@ SCHEMA: dict[str, Any] = {
         "engine": {"type": "string"},
         "seed": {"type": "integer"},
         "budget": {"type": "string"},
+        "protocol": {"enum": list(PROTOCOLS)},
+        "claim": {"type": ["string", "null"]},
         "status": {"enum": list(STATUSES)},
         "message": {"type": ["string", "null"]},
         "metric": {
@@ -95,6 +101,10 @@ class Record:
     history: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # task info (e.g. dropped molecules), selection, export
     finished: str | None = None
+    # "matched": every arm under the same step budget (ordinary runs); "published": a claim's own
+    # protocol, its unequal budget included (cost.steps says how unequal). ``claim``: the claim id.
+    protocol: str = "matched"
+    claim: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,6 +205,8 @@ def read_record(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise RecordError(f"not valid JSON (truncated or corrupt): {exc.msg} at line {exc.lineno}") from None
     validate(data)
+    for key, default in LATER_DEFAULTS.items():
+        data.setdefault(key, default)
     return data
 
 

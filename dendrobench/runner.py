@@ -48,6 +48,7 @@ from dendrobench.options import as_dict as options_dict
 from dendrobench.options import identity_options, parse_options
 from dendrobench.registry import get_engine_class, get_task
 from dendrobench.results import Record, RecordError, config_hash, read_record, record_path, write_record
+from dendrobench.schedules import LRSchedule, lr_factor  # noqa: F401 - lr_factor re-exported for plugins' checks
 from dendrobench.task import Budget, Task, TaskData, move_to
 
 log = logging.getLogger("dendrobench")
@@ -177,15 +178,6 @@ def optimizer_factory(budget: Budget) -> Callable[[list[nn.Parameter]], torch.op
     return build
 
 
-def lr_factor(budget: Budget, step: int, total: int) -> float:
-    if budget.warmup_steps and step < budget.warmup_steps:
-        return (step + 1) / budget.warmup_steps
-    if budget.schedule == "cosine":
-        progress = (step - budget.warmup_steps) / max(1, total - budget.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return 1.0
-
-
 def sync_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module,
                    build: Callable[[list[nn.Parameter]], torch.optim.Optimizer]) -> torch.optim.Optimizer:
     """After a restructure: new parameters join as a new group (old state kept); if parameters
@@ -232,6 +224,7 @@ class ArmSpec:
     width: float = 1.0
     engine: DendriteEngine | None = None
     target_params: int | None = None  # wide: the dendritic model's parameter count
+    report: str = "test"  # the split whose error the record reports (a published protocol may report validation)
 
 
 def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device: torch.device,
@@ -258,19 +251,23 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
         def loss_fn(m: nn.Module, batch: Any) -> torch.Tensor:
             return task.loss(m(*task.inputs(batch)), batch)
 
+        schedule = LRSchedule(budget, total, loaders.steps_per_epoch, evaluator.higher_is_better)
+        schedule.attach(optimizer)
         batches = cycle_batches(loaders.train)
         best_score, best_model, best_epoch = float("nan"), copy.deepcopy(model), 0
+        stale = 0  # epochs since the validation score last improved (early stopping)
+        first_cycle_best: dict[str, Any] | None = None  # what the run had before its first dendrites
+        stopped: str | None = None
         reset_peak_memory(device)
         step = 0
         for epoch in range(1, budget.epochs + 1):
             losses = []
             for _ in range(loaders.steps_per_epoch):
-                for group in optimizer.param_groups:
-                    group["lr"] = budget.lr * lr_factor(budget, step, total)
                 batch = move_to(next(batches), device)
                 loss = engine.train_step(model, batch, loss_fn, optimizer, ctx, budget.grad_clip)
                 step += 1
                 ctx.step = step
+                schedule.after_step()
                 if not math.isfinite(loss):
                     raise Diverged(f"non-finite training loss {loss} at step {step} (epoch {epoch})")
                 losses.append(loss)
@@ -280,29 +277,52 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
             score = val[metric]
             if not math.isfinite(score):
                 raise Diverged(f"non-finite validation {metric} {score} after epoch {epoch}")
+            lr_used = schedule.lr()
             if evaluator.better(score, best_score):
-                best_score, best_model, best_epoch = score, copy.deepcopy(model), epoch
+                best_score, best_model, best_epoch, stale = score, copy.deepcopy(model), epoch, 0
+            else:
+                stale += 1
+            schedule.after_epoch(score)
             ctx.epoch = epoch
             decision = engine.on_validation(model, score, ctx)
             model = decision.model
+            if decision.event == "dendrites_added" and first_cycle_best is None:
+                first_cycle_best = {"epoch": best_epoch, "val": dict(record.history[best_epoch - 1]["val"])
+                                    if best_epoch <= len(record.history) else dict(val)}
             if decision.restructured:
-                optimizer = sync_optimizer(optimizer, model, build)
+                if budget.reset_optimizer_on_cycle:  # as PAI's examples do: new optimizer, new schedule
+                    optimizer = engine.make_optimizer(model, build)
+                    schedule.attach(optimizer, fresh=True)
+                else:
+                    optimizer = sync_optimizer(optimizer, model, build)
+                    schedule.attach(optimizer)
+                stale = 0  # a new phase starts: early stopping counts from here
             record.history.append({"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
-                                   "val": val, "event": decision.event})
+                                   "val": val, "event": decision.event, "lr": lr_used})
+            if budget.until_engine_complete and decision.training_complete:
+                stopped = "engine_complete"
+                break
+            if budget.early_stopping is not None and stale >= budget.early_stopping:
+                stopped = "early_stopping"
+                break
         model = engine.done(model)
         test = task.evaluate(best_model, loaders.test, device)
         record.val = dict(record.history[best_epoch - 1]["val"])  # the selected model's own validation
         record.test = test
-        record.error = evaluator.error(test[metric])
+        record.error = evaluator.error((test if spec.report == "test" else record.val)[metric])
+        record.extra["reported_split"] = spec.report
         sample = move_to(next(iter(loaders.val)), device)
         record.params = {"train": count_params(model, trainable_only=True), "inference": engine.inference_params(model)}
         record.cost.update({
-            "steps": step, "epochs": budget.epochs, "steps_per_epoch": loaders.steps_per_epoch,
+            "steps": step, "epochs": len(record.history), "steps_per_epoch": loaders.steps_per_epoch,
+            "max_steps": total, "max_epochs": budget.epochs, "stopped": stopped,
             "flops_per_sample": flops_per_sample(best_model, task.inputs(sample), task.batch_size(sample)),
             "peak_mem_mb": round(peak_memory_mb(device), 1),
         })
         record.dendrites = {**engine.summary(), "at_selected": engine.dendrite_count(best_model),
                             "final": engine.dendrite_count(model)}
+        if first_cycle_best is not None:
+            record.extra["before_first_cycle"] = first_cycle_best
         record.extra.update({"selected_epoch": best_epoch, "width": spec.width, "target_params": spec.target_params,
                              "params_selected": engine.inference_params(best_model)})
         if spec.engine is not None:  # dendritic arms: does the selected model still export (issue 6)?
@@ -344,6 +364,7 @@ class Suite:
         self.results_dir = Path(run.results_dir).expanduser().resolve()
         self.env = environment(self.device)
         self.arms = [a for a in ARM_ORDER if a in run.arms]
+        self._data_cache: dict[int, TaskData | Exception] = {}
         if self.engine_cls.name == "none" and any(a != "baseline" for a in self.arms):
             self.echo("dendrites=none: only the baseline arm is run")
             self.arms = ["baseline"]
@@ -352,7 +373,7 @@ class Suite:
         """Everything that changes this run's result: the hash of it names the record."""
         return {
             "task": self.run.task, "task_version": self.task.version, "arm": arm, "seed": seed,
-            "budget": self.run.budget, "budget_spec": self.budget.__dict__, "data_source": self.run.data_source,
+            "budget": self.run.budget, "budget_spec": self.budget.spec(), "data_source": self.run.data_source,
             "engine": self.run.engine, "engine_params": self.run.engine_params,
             "compressed_width": self.run.compressed_width if arm == "compressed" else None,
             "wide_tolerance": self.run.wide_tolerance if arm == "wide" else None,
@@ -361,6 +382,9 @@ class Suite:
                                                       **self.env["packages"]},
             # only non-default options, and only when there are any: default runs keep their hash
             **({"task_options": opts} if (opts := identity_options(self.options)) else {}),
+            # a claim's protocols: only when set, so every ordinary run keeps its hash
+            **({"protocol": self.run.protocol, "claim": self.run.claim, "report_split": self.run.report_split}
+               if self.run.claim or self.run.protocol != "matched" else {}),
         }
 
     def resolved_config(self) -> dict[str, Any]:
@@ -388,7 +412,6 @@ class Suite:
         put off, with the later arms of its seed, until this process has done everything else."""
         from tqdm.auto import tqdm
 
-        seeds = self.run.seed_list
         show = self.run.progress if self.run.progress is not None else (sys.stderr.isatty() and not os.environ.get("CI"))
         done: dict[tuple[int, str], dict[str, Any]] = {}
         later: list[tuple[int, str]] = []
@@ -411,6 +434,20 @@ class Suite:
                     overall.update(1)
         overall.close()
         return [done[(seed, arm)] for seed in seeds for arm in self.arms if (seed, arm) in done]
+
+    def run_seed(self, seed: int) -> list[dict[str, Any]]:
+        """Every arm of one seed (a claim interleaves several suites seed by seed); a run another
+        process holds is waited for."""
+        show = self.run.progress if self.run.progress is not None else (sys.stderr.isatty() and not os.environ.get("CI"))
+        by_arm: dict[str, dict[str, Any]] = {}
+        records = []
+        for arm in self.arms:
+            rec = self.run_one(arm, seed, by_arm, self._data_cache, show, wait=True)
+            assert rec is not None  # wait=True returns a record
+            by_arm[arm] = rec
+            records.append(rec)
+        self._data_cache.pop(seed, None)  # a seed's data is not needed again
+        return records
 
     def load(self, seed: int, cache: dict[int, TaskData | Exception]) -> TaskData:
         if seed not in cache:
@@ -467,6 +504,7 @@ class Suite:
             engine=self.run.engine, seed=seed, budget=self.run.budget,
             metric={"name": ev.name, "higher_is_better": ev.higher_is_better},
             config=self.resolved_config(), env=self.env, started=utcnow(),
+            protocol=self.run.protocol, claim=self.run.claim,
         )
         bar = None
         t0 = time.perf_counter()
@@ -501,13 +539,14 @@ class Suite:
         return record.to_dict()
 
     def arm_spec(self, arm: str, seed: int, data: TaskData, by_arm: dict[str, dict[str, Any]]) -> ArmSpec:
+        report = self.run.report_split
         if arm == "baseline":
-            return ArmSpec(arm, seed)
+            return ArmSpec(arm, seed, report=report)
         if arm == "dendrites":
-            return ArmSpec(arm, seed, engine=self.engine_cls(self.run.engine_params))
+            return ArmSpec(arm, seed, engine=self.engine_cls(self.run.engine_params), report=report)
         if arm == "compressed":
             return ArmSpec(arm, seed, width=float(self.run.compressed_width),
-                           engine=self.engine_cls(self.run.engine_params))
+                           engine=self.engine_cls(self.run.engine_params), report=report)
         dend = by_arm.get("dendrites") or self.existing(
             record_path(self.results_dir, self.run.task, "dendrites", seed, config_hash(self.identity("dendrites", seed))))
         if dend is None or dend.get("status") != "ok":
@@ -518,4 +557,4 @@ class Suite:
         if abs(got - target) / target > self.run.wide_tolerance:
             raise RuntimeError(f"no width gives {target} parameters within {self.run.wide_tolerance:.0%} "
                                f"(closest: width {width:.3f} with {got})")
-        return ArmSpec(arm, seed, width=width, target_params=target)
+        return ArmSpec(arm, seed, width=width, target_params=target, report=report)

@@ -41,7 +41,7 @@ class Budget:
     steps_per_epoch: int | None = None
     weight_decay: float = 0.0
     optimizer: str = "adam"  # adam | adamw | sgd
-    schedule: str = "constant"  # constant | cosine
+    schedule: str = "constant"  # constant | cosine | step | reduce_on_plateau (dendrobench/schedules.py)
     warmup_steps: int = 0
     grad_clip: float | None = None
     eval_batch_size: int | None = None
@@ -49,6 +49,16 @@ class Budget:
     # seconds long on the same data; null = the whole split.
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
+    # -- protocol options (issue 10). At their defaults they leave a budget exactly what it was,
+    # and they are left out of the record hash (``identity``) so older records keep their names.
+    step_size: int = 10  # schedule=step: epochs between decays (torch StepLR's step_size)
+    gamma: float = 0.1  # schedule=step: decay factor (StepLR's gamma)
+    plateau_patience: int = 10  # schedule=reduce_on_plateau: epochs without gain on validation (ReduceLROnPlateau)
+    plateau_factor: float = 0.1  # schedule=reduce_on_plateau: lr multiplier on a plateau
+    plateau_threshold: float = 1e-4  # schedule=reduce_on_plateau: torch's relative threshold
+    early_stopping: int | None = None  # stop after this many epochs without a better validation score
+    until_engine_complete: bool = False  # stop when the dendrite engine says training is complete (published protocol)
+    reset_optimizer_on_cycle: bool = False  # a fresh optimizer and schedule after every dendrite cycle (as PAI's examples do)
 
     def validate(self) -> None:
         from dendrobench.errors import ConfigError
@@ -66,10 +76,26 @@ class Budget:
                 raise ConfigError(f"budget {name} must be a positive integer or null, got {value!r}")
         if self.weight_decay < 0 or self.warmup_steps < 0:
             raise ConfigError("budget weight_decay and warmup_steps must not be negative")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid optimizers: adam, adamw, sgd")
-        if self.schedule not in ("constant", "cosine"):
-            raise ConfigError(f"unknown schedule {self.schedule!r}; valid schedules: constant, cosine")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+        if int(self.step_size) < 1 or int(self.plateau_patience) < 0:
+            raise ConfigError(f"budget step_size must be >= 1 and plateau_patience >= 0, got {self.step_size!r}, "
+                              f"{self.plateau_patience!r}")
+        for name in ("gamma", "plateau_factor"):
+            if not 0 < float(getattr(self, name)) < 1:
+                raise ConfigError(f"budget {name} must be in (0, 1), got {getattr(self, name)!r}")
+        if self.plateau_threshold < 0:
+            raise ConfigError(f"budget plateau_threshold must not be negative, got {self.plateau_threshold!r}")
+        if self.schedule == "reduce_on_plateau" and self.warmup_steps:
+            raise ConfigError("budget warmup_steps cannot be combined with schedule=reduce_on_plateau; "
+                              "valid with warmup: constant, cosine, step")
+        if self.early_stopping is not None and int(self.early_stopping) < 1:
+            raise ConfigError(f"budget early_stopping must be a positive number of epochs or null, got {self.early_stopping!r}")
+        for name in ("until_engine_complete", "reset_optimizer_on_cycle"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"budget {name} must be true or false, got {getattr(self, name)!r}")
 
     def with_overrides(self, overrides: dict[str, Any]) -> Budget:
         from dendrobench.errors import ConfigError
@@ -79,6 +105,21 @@ class Budget:
         if bad:
             raise ConfigError(f"unknown budget field(s) {sorted(bad)}; valid fields: {', '.join(sorted(valid))}")
         return replace(self, **overrides)
+
+    def spec(self) -> dict[str, Any]:
+        """The budget as it enters the record hash: the protocol options added by issue 10 only
+        when they differ from their defaults, so a budget that does not use them hashes as before."""
+        out = dict(self.__dict__)
+        for name in PROTOCOL_FIELDS:
+            if out[name] == self.__dataclass_fields__[name].default:
+                del out[name]
+        return out
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "step", "reduce_on_plateau")
+PROTOCOL_FIELDS = ("step_size", "gamma", "plateau_patience", "plateau_factor", "plateau_threshold", "early_stopping",
+                   "until_engine_complete", "reset_optimizer_on_cycle")
 
 
 @dataclass

@@ -18,7 +18,7 @@ def _budget_line(name: str, b) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dendrobench list", description=__doc__)
-    parser.add_argument("what", nargs="?", choices=["tasks", "engines", "budgets"], help="only one section")
+    parser.add_argument("what", nargs="?", choices=["tasks", "engines", "budgets", "claims"], help="only one section")
     args = parser.parse_args(argv)
     out: list[str] = []
     if args.what in (None, "tasks", "budgets"):
@@ -57,5 +57,9 @@ def main(argv: list[str]) -> int:
                 out.append(f"  {'':<16}   " + ", ".join(f"{k}={v}" for k, v in params.items()))
         dendrites = sorted(plugins("dendrite"))
         out.append(f"dendrite kinds (dendrites.dendrite=NAME): {', '.join(dendrites)}")
+    if args.what in (None, "claims"):
+        from dendrobench.published_claims import list_lines
+
+        out.extend(list_lines())
     print("\n".join(out))
     return 0

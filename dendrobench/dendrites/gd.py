@@ -59,6 +59,9 @@ class CycleSchedule:
         self.phase_epochs = 0
         self.best = float("-inf")
         self.stale = 0
+        # The last phase (after max_dendrites cycles) has run as long as any phase would: a protocol
+        # that stops when the engine is done (budget until_engine_complete) stops here.
+        self.complete = False
 
     def phase_length(self, ctx: EngineContext) -> int:
         return self.cfg.switch_epochs or max(1, ctx.epochs // (self.cfg.max_dendrites + 1))
@@ -71,12 +74,15 @@ class CycleSchedule:
             self.best, self.stale = s, 0
         else:
             self.stale += 1
-        if cycles_done >= self.cfg.max_dendrites or ctx.epoch >= ctx.epochs:
-            return False
         if self.cfg.switch_mode == "fixed":
             due = self.phase_epochs >= self.phase_length(ctx)
         else:
             due = self.phase_epochs >= self.cfg.min_phase_epochs and self.stale >= self.cfg.patience
+        if cycles_done >= self.cfg.max_dendrites:
+            self.complete = self.complete or due
+            return False
+        if ctx.epoch >= ctx.epochs:
+            return False
         if due:
             self.phase_epochs, self.stale, self.best = 0, 0, float("-inf")
         return due
@@ -121,7 +127,7 @@ class GradientDendrites(DendriteEngine):
     def on_validation(self, model: nn.Module, score: float, ctx: EngineContext) -> ValidationDecision:
         assert self.schedule is not None, "wrap() must run before on_validation()"
         if not self.schedule.observe(score, ctx, self.cycles):
-            return ValidationDecision(model)
+            return ValidationDecision(model, training_complete=self.schedule.complete)
         self.cycles += 1
         self.added += self.add_dendrites(model, seed=ctx.seed * 1009 + self.cycles)
         return ValidationDecision(model, restructured=True, event="dendrites_added")

@@ -1,0 +1,274 @@
+"""Published claims as runnable protocols (issue 10).
+
+Each claim is data: one YAML file in ``baselines/claims/`` (shipped in the wheel as
+``dendrobench.baselines``) saying who claimed what, how the figure was computed, and the protocol
+that produced it -- task, data, task options, budgets, dendrite switch settings -- plus what this
+machine would need to run it (``needs: [gpu, data]``).
+
+``dendrobench claim=ID`` runs, for every seed, three protocols, each an ordinary :class:`Suite`
+whose records carry ``protocol`` and ``claim``:
+
+1. ``published``: the claim as it was run. The baseline trains for the claim's epochs; the dendritic
+   arm uses perforatedai's own switching and stopping (the tracker decides, with the claim's switch
+   settings, capped at ``budget.epochs``) -- or, without perforatedai installed, ``gd`` with the same
+   switch schedule, recorded as such (``engine: gd``). Model selection and the reported split are the
+   claim's. The budgets are unequal on purpose; each record's ``cost.steps`` says how unequal.
+2. ``matched`` steps: baseline and dendrites on the same base model, the same step budget and the same
+   rule (select on validation, report test).
+3. ``matched`` parameters: the ``wide`` arm of the same suite, widened to the dendritic model's size.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dendrobench.errors import ConfigError, UserError, unknown_choice
+
+NEEDS = ("gpu", "data")
+REPORT_SPLITS = ("val", "test")
+
+
+def claims_dir() -> Path:
+    """``baselines/claims`` of the installed distribution (``dendrobench.baselines`` in a wheel)."""
+    import dendrobench.baselines
+
+    return Path(dendrobench.baselines.__file__).parent / "claims"
+
+
+@dataclass
+class ArmPlan:
+    """How one published arm runs: its task options, budget (overrides of the task's ``standard``
+    budget) and, for the dendritic arm, the engine and its parameters."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+    engine: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    fallback: dict[str, Any] | None = None  # {engine, params} when ``engine`` is not installed
+
+
+@dataclass
+class Claim:
+    id: str
+    title: str
+    task: str | None
+    claimed: dict[str, Any]
+    source: dict[str, Any]
+    needs: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    published: dict[str, Any] = field(default_factory=dict)
+    matched: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+    path: Path | None = None
+
+    # -- reading ----------------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: Path) -> Claim:
+        try:
+            raw = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"claim file {path} is unreadable: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"claim file {path} is not a mapping")
+        known = {f for f in cls.__dataclass_fields__ if f != "path"}
+        bad = sorted(set(raw) - known)
+        if bad:
+            raise ConfigError(f"claim file {path}: unknown key(s) {bad}; valid keys: {', '.join(sorted(known))}")
+        missing = [k for k in ("id", "title", "task", "claimed", "source") if k not in raw]
+        if missing:
+            raise ConfigError(f"claim file {path}: missing key(s) {missing}")
+        claim = cls(**raw, path=Path(path))
+        claim.check()
+        return claim
+
+    def check(self) -> None:
+        """Structure only; options and budgets are validated against the task when a run starts."""
+        where = f"claim {self.id}"
+        if self.path is not None and self.path.stem != self.id:
+            raise ConfigError(f"{where}: file name {self.path.name} must be {self.id}.yaml")
+        for need in self.needs:
+            if need not in NEEDS:
+                raise ConfigError(f"{where}: unknown need {need!r}; valid: {', '.join(NEEDS)}")
+        if self.needs:
+            return  # described, not run here: the protocol is documentation
+        if not self.task:
+            raise ConfigError(f"{where}: a claim that runs here needs a task")
+        for key in ("baseline", "dendrites"):
+            if not isinstance(self.published.get(key), dict):
+                raise ConfigError(f"{where}: published.{key} must be a mapping (options, budget, engine)")
+        if self.published.get("report", "test") not in REPORT_SPLITS:
+            raise ConfigError(f"{where}: published.report must be one of {', '.join(REPORT_SPLITS)}")
+        if not self.published["dendrites"].get("engine"):
+            raise ConfigError(f"{where}: published.dendrites.engine is missing")
+
+    # -- plans ------------------------------------------------------------------------------
+    def arm(self, name: str) -> ArmPlan:
+        spec = dict(self.published[name])
+        common = dict(self.published.get("options", {}))
+        return ArmPlan(options={**common, **spec.get("options", {})}, budget=dict(spec.get("budget", {})),
+                       engine=spec.get("engine"), params=dict(spec.get("params", {})), fallback=spec.get("fallback"))
+
+    def matched_plan(self) -> ArmPlan:
+        """Matched steps and parameters: the dendritic arm's base model and engine, one budget."""
+        dend = self.arm("dendrites")
+        spec = dict(self.matched)
+        return ArmPlan(options={**dend.options, **spec.get("options", {})},
+                       budget=dict(spec.get("budget", self.arm("baseline").budget)),
+                       engine=spec.get("engine", dend.engine), params=dict(spec.get("params", dend.params)),
+                       fallback=spec.get("fallback", dend.fallback))
+
+    def status(self) -> str:
+        if self.needs:
+            return "cannot run here: needs " + ", ".join(self.needs) + (f" ({self.data['why']})" if self.data.get("why") else "")
+        plan = self.arm("dendrites")
+        engine, fell_back = engine_or_fallback(plan)
+        how = f"dendritic arm with {engine}" + (f" (fallback: {plan.engine} is not installed)" if fell_back else "")
+        files = self.data.get("files")
+        return f"runnable ({how}; data.root must hold {', '.join(files)})" if files else f"runnable ({how})"
+
+
+def engine_installed(engine: str) -> bool:
+    """perforatedai is an optional extra; every other engine ships with dendrobench."""
+    if engine == "perforatedai":
+        return importlib.util.find_spec("perforatedai") is not None
+    return True
+
+
+def engine_or_fallback(plan: ArmPlan) -> tuple[str, bool]:
+    assert plan.engine
+    if engine_installed(plan.engine) or not plan.fallback:
+        return plan.engine, False
+    return str(plan.fallback["engine"]), True
+
+
+@lru_cache(maxsize=1)
+def load_claims() -> dict[str, Claim]:
+    out = {}
+    for path in sorted(claims_dir().glob("*.yaml")):
+        claim = Claim.from_file(path)
+        out[claim.id] = claim
+    return out
+
+
+def claim_ids() -> list[str]:
+    return sorted(load_claims())
+
+
+def get_claim(claim_id: str) -> Claim:
+    claims = load_claims()
+    if claim_id not in claims:
+        raise unknown_choice("claim", claim_id, sorted(claims))
+    return claims[claim_id]
+
+
+# -- running ------------------------------------------------------------------------------------
+SMOKE_FIELDS = ("epochs", "steps_per_epoch", "max_train_examples", "max_eval_examples")
+
+
+def scaled(budget: dict[str, Any], smoke: Any | None) -> dict[str, Any]:
+    """``budget=smoke`` with a claim: the claim's budgets cut to the task's smoke budget (a check
+    that the protocol runs end to end, recorded as budget ``smoke``, never a result)."""
+    if smoke is None:
+        return dict(budget)
+    out = dict(budget)
+    out["epochs"] = min(int(out.get("epochs", smoke.epochs)), smoke.epochs)
+    for name in SMOKE_FIELDS[1:]:
+        out[name] = getattr(smoke, name)
+    for name in ("early_stopping", "plateau_patience", "step_size"):
+        if out.get(name) is not None:
+            out[name] = max(1, min(int(out[name]), 1))
+    return out
+
+
+def suite_configs(claim: Claim, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The run configs of a claim: (label, Hydra-style mapping) per suite, in the order they run."""
+    from dendrobench.registry import get_task
+
+    smoke = None
+    budget_name = "standard"
+    if base.get("budget") == "smoke":
+        smoke, budget_name = get_task(str(claim.task)).budget("smoke"), "smoke"
+    common = {k: v for k, v in base.items() if k not in ("task", "budget", "budget_overrides", "arms", "dendrites",
+                                                          "task_options", "claim")}
+    # the claim's data (the real dataset); data.root says where its files are
+    common["data"] = {"source": claim.data.get("source", "online"), "root": (base.get("data") or {}).get("root")}
+    report = claim.published.get("report", "test")
+
+    def cfg(plan: ArmPlan, arms: list[str], protocol: str, report_split: str) -> dict[str, Any]:
+        engine = "none"
+        params: dict[str, Any] = {}
+        if plan.engine and any(a != "baseline" for a in arms):
+            engine, fell_back = engine_or_fallback(plan)
+            params = dict(plan.fallback.get("params", {})) if fell_back and plan.fallback else dict(plan.params)
+        return {**common, "task": claim.task, "claim": claim.id, "protocol": protocol, "report_split": report_split,
+                "budget": budget_name, "budget_overrides": scaled(plan.budget, smoke), "arms": arms,
+                **({"task_options": dict(plan.options)} if plan.options else {}),
+                "dendrites": {"engine": engine, **params}}
+
+    base_plan, dend_plan, matched = claim.arm("baseline"), claim.arm("dendrites"), claim.matched_plan()
+    return [
+        ("published baseline", cfg(base_plan, ["baseline"], "published", report)),
+        ("published dendrites", cfg(dend_plan, ["dendrites"], "published", report)),
+        ("matched steps + parameters", cfg(matched, ["baseline", "dendrites", "wide"], "matched", "test")),
+    ]
+
+
+def run_claim(base: dict[str, Any], echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run a claim's protocols for every seed (seed-major, so an interrupted run has whole seeds)."""
+    from dendrobench.config import from_mapping
+    from dendrobench.runner import Suite
+
+    claim = get_claim(str(base["claim"]))
+    check_runnable(claim)
+    if base.get("task") and base["task"] != claim.task:
+        raise ConfigError(f"claim={claim.id} decides the task ({claim.task}); leave task= out")
+    for key in ("task_options", "budget_overrides"):
+        if base.get(key):
+            raise ConfigError(f"claim={claim.id} decides {key}; leave {key}.* out (budget=smoke scales it down)")
+    suites = []
+    for label, cfg in suite_configs(claim, base):
+        run = from_mapping(cfg)  # every option and budget validated before any training
+        suites.append((label, Suite(run, echo=echo)))
+    seeds = suites[0][1].run.seed_list
+    echo(f"claim {claim.id}: {claim.title}")
+    for label, suite in suites:
+        echo(f"  {label}: engine={suite.run.engine} arms={','.join(suite.arms)} "
+             f"budget {budget_line(suite.budget)}")
+    records: list[dict[str, Any]] = []
+    for seed in seeds:
+        for _label, suite in suites:
+            records.extend(suite.run_seed(seed))
+    return records
+
+
+def check_runnable(claim: Claim) -> None:
+    if claim.needs:
+        raise UserError(f"claim {claim.id} cannot run here: {claim.status().removeprefix('cannot run here: ')}")
+
+
+def budget_line(b: Any) -> str:
+    parts = [f"{b.epochs} epochs" + (" max" if b.until_engine_complete or b.early_stopping else ""),
+             f"batch {b.batch_size}", f"lr {b.lr:g} {b.schedule}"]
+    if b.schedule == "reduce_on_plateau":
+        parts.append(f"(patience {b.plateau_patience}, factor {b.plateau_factor:g})")
+    if b.early_stopping:
+        parts.append(f"early stopping {b.early_stopping}")
+    if b.until_engine_complete:
+        parts.append("until the engine is done")
+    return ", ".join(parts)
+
+
+def list_lines() -> list[str]:
+    out = ["claims (dendrobench claim=ID [seeds=N] [data.root=DIR]):"]
+    for claim in load_claims().values():
+        out.append(f"  {claim.id:<26} {claim.title}")
+        out.append(f"  {'':<26}   claimed: {claim.claimed.get('statement', '')}")
+        out.append(f"  {'':<26}   status: {claim.status()}")
+    return out
