@@ -209,7 +209,7 @@ def suite_configs(claim: Claim, base: dict[str, Any]) -> list[tuple[str, dict[st
             params = dict(plan.fallback.get("params", {})) if fell_back and plan.fallback else dict(plan.params)
         return {**common, "task": claim.task, "claim": claim.id, "protocol": protocol, "report_split": report_split,
                 "budget": budget_name, "budget_overrides": scaled(plan.budget, smoke), "arms": arms,
-                **({"task_options": dict(plan.options)} if plan.options else {}),
+                "task_options": dict(plan.options),
                 "dendrites": {"engine": engine, **params}}
 
     base_plan, dend_plan, matched = claim.arm("baseline"), claim.arm("dendrites"), claim.matched_plan()
