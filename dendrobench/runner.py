@@ -412,6 +412,7 @@ class Suite:
         put off, with the later arms of its seed, until this process has done everything else."""
         from tqdm.auto import tqdm
 
+        seeds = self.run.seed_list
         show = self.run.progress if self.run.progress is not None else (sys.stderr.isatty() and not os.environ.get("CI"))
         done: dict[tuple[int, str], dict[str, Any]] = {}
         later: list[tuple[int, str]] = []
