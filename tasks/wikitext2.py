@@ -1,10 +1,27 @@
-"""The ``wikitext2`` task: byte-level causal language modelling with a small transformer, perplexity.
+"""The ``wikitext2`` task: causal language modelling with a small transformer, perplexity.
 
-Tokens are UTF-8 bytes (vocabulary 256): nothing to download or train, no unknown tokens, and the
-same vocabulary for every data source. Perplexity is therefore *per byte* (exp of the mean NLL in
-nats per byte), not WikiText's usual per-word figure; the error used for RER is the perplexity itself.
+Two tokenisations (``task_options.tokens``; the error used for RER is the perplexity itself):
+  * ``word`` -- the standard word-level WikiText-2 (``wikitext-2-v1``, the figure the literature and
+    the PAI claim report): the published *tokenized* text, one token per whitespace-separated word
+    plus ``<eos>`` at the end of every line (as pytorch/examples' word_language_model), the
+    vocabulary built from the training split (33,278 types on WikiText-2, ``<unk>`` included; a
+    validation / test word never seen in training would become ``<unk>`` and is counted), perplexity
+    *per word* (exp of the mean NLL per token, ``<eos>`` included). Records say
+    ``dataset: wikitext-2-v1``. The default for ``data.source=online``.
+  * ``byte`` -- UTF-8 bytes of the *raw* text (vocabulary 256, nothing to build, no unknown tokens),
+    perplexity *per byte*: not comparable with per-word figures. ``online``: ``wikitext-2-raw-v1``;
+    the default for ``data.source=offline`` (the quickstart's stand-in, below).
 
-Data
+Word-level WikiText-2 is read, in this order, from ``data.root`` (default ``$DENDROBENCH_CACHE/wikitext2``):
+``train.txt`` / ``valid.txt`` / ``test.txt`` (pytorch/examples' layout), ``wiki.{train,valid,test}.tokens``
+(Salesforce's original zip), the Hub's parquet files in ``wikitext-2-v1/``, else
+``datasets.load_dataset("Salesforce/wikitext", "wikitext-2-v1")`` (cache in ``root/hf``; a 3 s probe
+and offline flags as for the raw variant). Every path yields the same lines.
+
+Other options: ``seq_len`` (the window length; the claim's 50-token chunks), and the model's
+``d_model``, ``layers``, ``heads``, ``d_ff``, ``dropout`` (None: the budget's own transformer).
+
+Data (byte-level)
   * ``offline`` (default): real English technical prose that ships with Python, the documentation
     topics of ``pydoc_data.topics`` (79 topics, ~65k words, ~470k bytes). Topics are concatenated in
     sorted order and split contiguously, at topic boundaries, about 80/10/10 by bytes (whole topics
@@ -31,9 +48,10 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -48,11 +66,16 @@ from dendrobench.baselines.transformer import (
 from torch import nn
 from torch.utils.data import Dataset
 
-from dendrobench.errors import DataUnavailableError, UserError
+from dendrobench.errors import ConfigError, DataUnavailableError, UserError
 from dendrobench.task import Budget, Task, TaskData, cache_dir, move_to
 
 VOCAB_SIZE = 256
 HF_NAME, HF_CONFIG = "Salesforce/wikitext", "wikitext-2-raw-v1"
+HF_WORD_CONFIG = "wikitext-2-v1"
+EOS, UNK = "<eos>", "<unk>"
+# the token files a user may place in data.root: pytorch/examples' names, then Salesforce's
+WORD_FILES = ({"train": "train.txt", "validation": "valid.txt", "test": "test.txt"},
+              {"train": "wiki.train.tokens", "validation": "wiki.valid.tokens", "test": "wiki.test.tokens"})
 HF_PARQUET_URL = "https://huggingface.co/datasets/Salesforce/wikitext/resolve/main/wikitext-2-raw-v1/{split}-00000-of-00001.parquet"
 SPLITS = ("train", "validation", "test")
 PROBE_TIMEOUT_S = 3.0
@@ -242,20 +265,168 @@ def load_wikitext_data(root: Path | None, seq_len: int) -> TaskData:
     return make_task_data(texts, seq_len, "wikitext-2-raw-v1", "online", info)
 
 
+# -- word level: wikitext-2-v1 ----------------------------------------------------------------------
+def words_of(lines: Iterable[str]) -> list[str]:
+    """Every line's whitespace-separated words, then ``<eos>`` (empty lines give just ``<eos>``)."""
+    out: list[str] = []
+    for line in lines:
+        out.extend(line.split())
+        out.append(EOS)
+    return out
+
+
+def build_vocab(train_words: Sequence[str]) -> dict[str, int]:
+    """Word -> id in order of first appearance in training (pytorch/examples' Dictionary); ``<unk>``
+    is added if training lacks it, so unseen evaluation words have an id."""
+    vocab: dict[str, int] = {}
+    for w in train_words:
+        if w not in vocab:
+            vocab[w] = len(vocab)
+    vocab.setdefault(UNK, len(vocab))
+    return vocab
+
+
+def make_word_data(lines: dict[str, list[str]], seq_len: int, dataset: str, source: str,
+                   info: dict[str, Any]) -> TaskData:
+    """TaskData from each split's lines: word tokens with ``<eos>``, vocabulary from train."""
+    words = {k: words_of(lines[k]) for k in SPLITS}
+    vocab = build_vocab(words["train"])
+    unk = vocab[UNK]
+    streams, oov = {}, {}
+    for k in SPLITS:
+        ids = [vocab.get(w, unk) for w in words[k]]
+        oov[k] = sum(1 for w in words[k] if w not in vocab)
+        streams[k] = torch.tensor(ids, dtype=torch.int64)
+    parts = {k: TokenWindows(v, seq_len) for k, v in streams.items()}
+    for k, ds in parts.items():
+        if len(ds) == 0:
+            raise DataUnavailableError(f"{dataset}: the {k} split holds {len(streams[k])} tokens, fewer than one "
+                                       f"window of {seq_len + 1}")
+    info = {**info, "tokenizer": "words (whitespace) + <eos> per line, vocabulary from train", "seq_len": int(seq_len),
+            "vocab_size": len(vocab), "lines": {k: len(v) for k, v in lines.items()},
+            "tokens": {k: len(v) for k, v in words.items()}, "unseen_words_as_unk": oov,
+            "perplexity_per": "word (<eos> counted)",
+            "split_sizes": {"train": len(parts["train"]), "val": len(parts["validation"]), "test": len(parts["test"])}}
+    return TaskData(train=parts["train"], val=parts["validation"], test=parts["test"], dataset=dataset, source=source,
+                    info=info, meta={"vocab_size": len(vocab), "seq_len": int(seq_len)})
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as ``for line in file`` gives them (only newlines split; a last line without one counts)."""
+    lines = text.split("\n")
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return split_lines(f.read())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataUnavailableError(f"{path} is not readable as UTF-8 text ({type(exc).__name__}: {exc}); "
+                                   "the file is corrupt or partial") from exc
+
+
+def local_word_files(root: Path) -> dict[str, Path] | None:
+    """The first complete set of :data:`WORD_FILES` in ``root``, else None."""
+    for names in WORD_FILES:
+        paths = {k: root / v for k, v in names.items()}
+        if all(p.is_file() for p in paths.values()):
+            return paths
+    return None
+
+
+def _how_to_get_words(root: Path) -> str:
+    return (f"put WikiText-2's tokenized train.txt / valid.txt / test.txt (pytorch/examples' word_language_model "
+            f"data, or wiki.train.tokens / wiki.valid.tokens / wiki.test.tokens from Salesforce's wikitext-2-v1.zip) "
+            f"into {root}, or run once with network access so that datasets caches {HF_NAME} ({HF_WORD_CONFIG}) "
+            f"in {root / 'hf'} (data.root=DIR uses DIR instead of {root})")
+
+
+def load_word_wikitext(root: Path | None, seq_len: int) -> TaskData:
+    """Word-level WikiText-2 (wikitext-2-v1) from ``root``'s token files or through ``datasets``."""
+    root = Path(root).expanduser() if root is not None else default_root()
+    files = local_word_files(root)
+    if files is not None:
+        lines = {k: read_lines(p) for k, p in files.items()}
+        where = f"token files in {root} ({', '.join(p.name for p in files.values())})"
+    else:
+        import datasets
+
+        parquet = {s: sorted(str(p) for p in (root / HF_WORD_CONFIG).glob(f"{s}-*.parquet")) for s in SPLITS}
+        try:
+            if all(parquet.values()):
+                where = f"parquet files in {root / HF_WORD_CONFIG}"
+                dd = datasets.load_dataset("parquet", data_files=parquet, cache_dir=str(root / "hf"))
+            else:
+                offline = _offline_forced() or not hub_reachable()
+                where = f"{HF_NAME} ({HF_WORD_CONFIG}) {'from the cache in ' + str(root / 'hf') if offline else 'from the Hub'}"
+                with hf_offline(offline):
+                    dd = datasets.load_dataset(HF_NAME, HF_WORD_CONFIG, cache_dir=str(root / "hf"))
+        except Exception as exc:  # noqa: BLE001 - missing, corrupt or unreachable: one actionable message
+            raise DataUnavailableError(f"could not load word-level WikiText-2 ({where}): {type(exc).__name__}: "
+                                       f"{exc}; {_how_to_get_words(root)}") from exc
+        texts = texts_from_dataset_dict(dd)  # rows are lines with their newline: join, then split again
+        lines = {k: split_lines(texts[k]) for k in SPLITS}
+    info = {"split": "the published wikitext-2-v1 train / validation / test", "loaded_from": where}
+    return make_word_data(lines, seq_len, "wikitext-2-v1", "online", info)
+
+
+def load_pydoc_words(seq_len: int) -> TaskData:
+    """The offline stand-in at word level: pydoc topics split as for bytes, then words + <eos>."""
+    texts, names = pydoc_texts()
+    lines = {k: split_lines(texts[k]) for k in SPLITS}
+    info = {"split": "pydoc_data.topics in sorted order, contiguous ~80/10/10 by bytes at topic boundaries "
+                     "(seed-independent)", "topics": {k: len(v) for k, v in names.items()}}
+    return make_word_data(lines, seq_len, "pydoc-topics-words", "offline", info)
+
+
 # -- the task -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WikiTextOptions:
+    """The wikitext2 protocol options (``task_options.KEY=VALUE``); see the module docstring.
+
+    ``tokens`` None: ``word`` for ``data.source=online`` (wikitext-2-v1), ``byte`` offline (the
+    quickstart). Model options None keep the budget's transformer; ``seq_len`` None its ``max_len``.
+    """
+
+    tokens: Literal["word", "byte"] | None = None
+    seq_len: int | None = None
+    d_model: int | None = None
+    layers: int | None = None
+    heads: int | None = None
+    d_ff: int | None = None
+    dropout: float | None = None
+
+    def validate(self) -> None:
+        for name in ("seq_len", "d_model", "layers", "heads", "d_ff"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"task_options.{name} must be >= 1, got {value}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ConfigError(f"task_options.dropout must be in [0, 1), got {self.dropout}")
+
+    def tokens_for(self, source: str) -> str:
+        return self.tokens or ("word" if source == "online" else "byte")
+
+
 class WikiText2Task(Task):
-    """Byte-level causal language modelling, small transformer, perplexity per byte."""
+    """Causal language modelling, small transformer: word-level WikiText-2 (online) or bytes, perplexity."""
 
     name = "wikitext2"
     modality = "text"
-    description = "Language modelling: byte-level causal transformer (explicit q/k/v Linear), perplexity per byte"
+    description = ("Language modelling: causal transformer (explicit q/k/v Linear); perplexity per word "
+                   "(word-level WikiText-2) or per byte")
     metric = "perplexity"
-    version = "1"
+    # 2: data.source=online now means word-level wikitext-2-v1 (per-word perplexity), not raw bytes
+    version = "2"
+    Options = WikiTextOptions
     datasets = {
         "offline": "Python's bundled documentation text (pydoc_data.topics, ~65k words), a stand-in for "
-                   "WikiText-2 in the same raw-text format (records say dataset=pydoc-topics)",
-        "online": "wikitext-2-raw-v1 via datasets.load_dataset (Hub parquet files in "
-                  "$DENDROBENCH_CACHE/wikitext2/wikitext-2-raw-v1 or the Hub cache)",
+                   "WikiText-2: UTF-8 bytes (dataset=pydoc-topics), or words with task_options.tokens=word "
+                   "(dataset=pydoc-topics-words)",
+        "online": "word-level wikitext-2-v1 (dataset=wikitext-2-v1; train.txt/valid.txt/test.txt or "
+                  "wiki.*.tokens in data.root, else datasets.load_dataset); task_options.tokens=byte: "
+                  "wikitext-2-raw-v1 as UTF-8 bytes (dataset=wikitext-2-raw-v1)",
     }
     budgets = {
         # seconds: a 1-layer, 32-wide model, 10 steps on a fixed subset
@@ -278,14 +449,21 @@ class WikiText2Task(Task):
     def __init__(self, model: TransformerConfig | None = None):
         self.model_config: TransformerConfig = model or self.models["quick"]
 
+    def set_options(self, options: WikiTextOptions) -> None:
+        """Model options and ``seq_len`` override the budget's transformer (``configure`` ran first)."""
+        super().set_options(options)
+        chosen = {"d_model": options.d_model, "n_layers": options.layers, "n_heads": options.heads,
+                  "d_ff": options.d_ff, "dropout": options.dropout, "max_len": options.seq_len}
+        self.model_config = replace(self.model_config, **{k: v for k, v in chosen.items() if v is not None})
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:
         seq_len = self.model_config.max_len
+        tokens = self.current_options().tokens_for(source)
         if source == "offline":
-            return load_pydoc_data(seq_len)
+            return load_pydoc_words(seq_len) if tokens == "word" else load_pydoc_data(seq_len)
         if source == "online":
-            return load_wikitext_data(root, seq_len)
+            return load_word_wikitext(root, seq_len) if tokens == "word" else load_wikitext_data(root, seq_len)
         raise UserError(f"unknown data source {source!r}; valid data sources: offline, online")
 
     # -- model ------------------------------------------------------------------------------

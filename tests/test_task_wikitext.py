@@ -4,7 +4,9 @@ conftest forbids sockets and sets HF_HUB_OFFLINE."""
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,6 +32,15 @@ WIKI_LINES = {
 @pytest.fixture(autouse=True)
 def offline_cache(private_cache):
     """Every test here: a private cache folder, downloads forbidden."""
+
+
+def byte_task(**options):
+    """The byte-level variant (``task_options.tokens=byte``): online, wikitext-2-raw-v1 as bytes."""
+    from dendrobench.options import parse_options
+
+    task = WikiText2Task(TINY_LM)
+    task.set_options(parse_options(task, {"tokens": "byte", **options}))
+    return task
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +143,7 @@ def test_configure_picks_model_and_sequence_length(pydoc):
 # -- online: WikiText-2 ---------------------------------------------------------------------------
 def test_online_wikitext_parquet_fixture(tmp_path):
     write_wikitext_parquet(tmp_path)
-    data = WikiText2Task(TINY_LM).load_data("online", 0, root=tmp_path)
+    data = byte_task().load_data("online", 0, root=tmp_path)
     assert data.dataset == "wikitext-2-raw-v1" and data.source == "online"
     expected = {k: "".join(v) for k, v in WIKI_LINES.items()}
     assert data.info["bytes"] == {k: len(v.encode("utf-8")) for k, v in expected.items()}
@@ -147,7 +158,7 @@ def test_online_wikitext_parquet_fixture(tmp_path):
 def test_online_missing_is_a_quick_clear_error(tmp_path):
     start = time.monotonic()
     with pytest.raises(DataUnavailableError) as err:
-        WikiText2Task(TINY_LM).load_data("online", 0, root=tmp_path / "nowhere")
+        byte_task().load_data("online", 0, root=tmp_path / "nowhere")
     message = str(err.value)
     assert "wikitext-2-raw-v1/train-00000-of-00001.parquet" in message
     assert str(tmp_path / "nowhere" / "wikitext-2-raw-v1") in message
@@ -160,7 +171,7 @@ def test_online_unreachable_hub_uses_cache_only(tmp_path, monkeypatch):
     assert mod.hub_reachable(timeout=0.5) is False  # the socket guard stands in for a closed network
     monkeypatch.setattr(mod, "hub_reachable", lambda timeout=mod.PROBE_TIMEOUT_S: False)
     with pytest.raises(DataUnavailableError, match="from the cache"):
-        WikiText2Task(TINY_LM).load_data("online", 0, root=tmp_path)
+        byte_task().load_data("online", 0, root=tmp_path)
 
 
 def test_online_corrupt_file_is_named(tmp_path):
@@ -168,4 +179,124 @@ def test_online_corrupt_file_is_named(tmp_path):
     bad = tmp_path / "wikitext-2-raw-v1" / "test-00000-of-00001.parquet"
     bad.write_bytes(bad.read_bytes()[:40])  # truncated
     with pytest.raises(DataUnavailableError, match="test-00000-of-00001.parquet is corrupt"):
-        WikiText2Task(TINY_LM).load_data("online", 0, root=tmp_path)
+        byte_task().load_data("online", 0, root=tmp_path)
+
+
+# -- issue 10: word-level wikitext-2-v1 -----------------------------------------------------------
+WORD_FIXTURE = Path(__file__).parent / "fixtures" / "wikitext-2"  # tiny token files in the real layout
+
+
+def word_task(**options):
+    from dendrobench.options import parse_options
+
+    task = WikiText2Task(TINY_LM)
+    task.set_options(parse_options(task, options))
+    return task
+
+
+def expected_tokens(path: Path) -> list[str]:
+    """pytorch/examples' word_language_model reading of a token file, written out independently."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            out += line.split() + ["<eos>"]
+    return out
+
+
+def test_word_level_from_token_files(tmp_path):
+    data = word_task(seq_len=8).load_data("online", 0, root=WORD_FIXTURE)
+    assert data.dataset == "wikitext-2-v1" and data.source == "online"
+    train = expected_tokens(WORD_FIXTURE / "train.txt")
+    vocab = list(dict.fromkeys(train))  # first appearance order, <unk> among them
+    assert data.info["vocab_size"] == data.meta["vocab_size"] == len(vocab)
+    assert data.info["tokens"] == {"train": len(train), "validation": len(expected_tokens(WORD_FIXTURE / "valid.txt")),
+                                   "test": len(expected_tokens(WORD_FIXTURE / "test.txt"))}
+    assert data.info["lines"]["train"] == 40
+    assert [vocab[i] for i in data.train.tokens[:6].tolist()] == train[:6] == ["<eos>", "=", "Valkyria", "Chronicles",
+                                                                               "III", "="]
+    test = expected_tokens(WORD_FIXTURE / "test.txt")
+    unseen = [w for w in test if w not in vocab]
+    assert data.info["unseen_words_as_unk"]["test"] == len(unseen) > 0  # "Robert", "Boulter", ...
+    unk = vocab.index("<unk>")
+    assert [vocab[i] for i, w in zip(data.test.tokens.tolist(), test) if w in vocab] == [w for w in test if w in vocab]
+    assert all(data.test.tokens[j] == unk for j, w in enumerate(test) if w not in vocab)
+    assert data.info["split_sizes"]["train"] == (len(train) - 1) // 8
+    x, y = data.train[0]
+    assert x.shape == (8,) and torch.equal(x[1:], y[:-1])
+
+
+def test_word_level_from_salesforce_names_and_hub_parquet(tmp_path):
+    a = word_task().load_data("online", 0, root=WORD_FIXTURE)
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    for split, name in (("train", "train.txt"), ("valid", "valid.txt"), ("test", "test.txt")):
+        shutil.copy(WORD_FIXTURE / name, tokens / f"wiki.{split}.tokens")
+    b = word_task().load_data("online", 0, root=tokens)
+    import datasets
+
+    folder = tmp_path / "hub" / "wikitext-2-v1"
+    folder.mkdir(parents=True)
+    for split, name in (("train", "train.txt"), ("validation", "valid.txt"), ("test", "test.txt")):
+        rows = (WORD_FIXTURE / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        datasets.Dataset.from_dict({"text": rows}).to_parquet(str(folder / f"{split}-00000-of-00001.parquet"))
+    c = word_task().load_data("online", 0, root=tmp_path / "hub")
+    for other in (b, c):
+        assert other.info["tokens"] == a.info["tokens"] and other.info["vocab_size"] == a.info["vocab_size"]
+        assert torch.equal(other.train.tokens, a.train.tokens) and torch.equal(other.test.tokens, a.test.tokens)
+    assert "wiki.train.tokens" in b.info["loaded_from"] and "parquet" in c.info["loaded_from"]
+
+
+def test_word_level_missing_says_what_and_where(tmp_path):
+    with pytest.raises(DataUnavailableError) as err:
+        word_task().load_data("online", 0, root=tmp_path / "nowhere")
+    assert "train.txt / valid.txt / test.txt" in str(err.value) and str(tmp_path / "nowhere") in str(err.value)
+
+
+def test_tokens_default_per_source_and_offline_words(pydoc):
+    assert pydoc.dataset == "pydoc-topics" and pydoc.meta["vocab_size"] == 256  # the quickstart is unchanged
+    words = word_task(tokens="word").load_data("offline", 0)
+    assert words.dataset == "pydoc-topics-words" and words.meta["vocab_size"] > 1000
+    assert words.info["unseen_words_as_unk"]["test"] > 0
+
+
+def test_model_options_and_seq_len(tmp_path):
+    from dendrobench.options import parse_options
+
+    task = WikiText2Task()
+    task.configure("quick")
+    task.set_options(parse_options(task, {"d_model": 64, "layers": 3, "heads": 2, "d_ff": 128, "dropout": 0.1,
+                                          "seq_len": 50}))
+    cfg = task.model_config
+    assert (cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.d_ff, cfg.dropout, cfg.max_len) == (64, 3, 2, 128, 0.1, 50)
+    data = task.load_data("online", 0, root=WORD_FIXTURE)
+    assert data.info["seq_len"] == 50 and data.train[0][0].shape == (50,)
+    model = task.build_model(data)
+    out = model(data.train[0][0].unsqueeze(0))
+    assert out.shape == (1, 50, data.meta["vocab_size"])
+
+
+@pytest.mark.parametrize("options, expect", [
+    ({"tokens": "char"}, "task_options.tokens must be word | byte | null"),
+    ({"seq_len": 0}, "seq_len must be >= 1"),
+    ({"dropout": 1.0}, "dropout must be in [0, 1)"),
+])
+def test_bad_wikitext_options(options, expect):
+    from dendrobench.errors import ConfigError
+    from dendrobench.options import parse_options
+
+    with pytest.raises(ConfigError) as err:
+        parse_options(WikiText2Task, options)
+    assert expect in str(err.value)
+
+
+SHARED = Path("/work/shared/data/wikitext-2")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "train.txt").is_file(), reason="the real WikiText-2 token files are not here")
+def test_real_wikitext2_counts():
+    data = word_task(seq_len=50).load_data("online", 0, root=SHARED)
+    assert data.info["tokens"] == {"train": 2_088_628, "validation": 217_646, "test": 245_569}
+    assert data.info["vocab_size"] == 33_278 and data.info["lines"] == {"train": 36_718, "validation": 3_760,
+                                                                       "test": 4_358}
+    assert data.info["unseen_words_as_unk"] == {"train": 0, "validation": 0, "test": 0}
