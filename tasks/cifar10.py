@@ -10,6 +10,12 @@ Data
     ``cifar-10-batches-py/`` (torchvision's convention); it defaults to
     ``$DENDROBENCH_CACHE/cifar10``, i.e. ``~/.cache/dendrobench/cifar10``. Validation is 5,000 images
     carved from the official training set (500 per class); test is the official test batch.
+    An image folder in ``data.root`` is used instead when present: ``train/<class>/*`` and
+    ``test/<class>/*`` (read with ``torchvision.datasets.ImageFolder``; 32x32 RGB images, the ten
+    CIFAR-10 classes as folder names), with the same 5,000-image validation carve-out. Its files decide
+    the dataset name: any JPEG makes it ``cifar10-jpeg`` (a lossy re-encoding, not the benchmark's
+    pixels), lossless files (PNG, BMP) ``cifar10-imagefolder``. Decoded images are cached under
+    ``$DENDROBENCH_CACHE/cifar10-folders``, keyed by every file's path, size and mtime.
 
 Splits do *not* depend on the seed, on purpose (as in the ``bbbp`` task): every seed sees the same
 validation and test images, so seeds measure the spread due to initial weights, data order and
@@ -31,7 +37,10 @@ file is checked against torchvision's MD5 before loading, so a corrupt or partia
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +59,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.dataloader import default_collate
 
 from dendrobench import downloads
-from dendrobench.errors import DataUnavailableError, UserError
+from dendrobench.errors import ConfigError, DataUnavailableError, UserError
 from dendrobench.task import Budget, Task, TaskData, cache_dir
 
 DOWNLOAD_TIMEOUT_S = 30.0
@@ -300,7 +309,116 @@ def load_cifar10_data(root: Path | None = None, download: bool = True, val_size:
                     meta={"in_channels": 3, "num_classes": 10, "image_size": 32})
 
 
+# -- online: an image folder (e.g. the JPEG re-encoding) ------------------------------------------
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
+def has_image_folder(root: Path) -> bool:
+    return (root / "train").is_dir() and (root / "test").is_dir()
+
+
+def _folder_listing(folder: Path) -> list[tuple[str, int, int]]:
+    out = []
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            st = (Path(dirpath) / name).stat()
+            out.append((os.path.relpath(os.path.join(dirpath, name), folder), st.st_size, st.st_mtime_ns))
+    return sorted(out)
+
+
+def read_image_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str], bool]:
+    """``torchvision.datasets.ImageFolder(folder)`` decoded: images (N, 32, 32, 3) uint8, labels,
+    class names, whether any file is a JPEG. Decoded arrays are cached (see the module docstring)."""
+    from torchvision.datasets import ImageFolder
+
+    listing = _folder_listing(folder)
+    key = hashlib.sha256(repr((str(folder.resolve()), listing)).encode()).hexdigest()[:20]
+    cache = cache_dir("cifar10-folders") / f"{folder.name}-{key}.npz"
+    if cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                return z["x"], z["y"], [str(c) for c in z["classes"]], bool(z["jpeg"])
+        except Exception:  # noqa: BLE001 - a bad cache is rebuilt
+            pass
+    try:
+        ds = ImageFolder(str(folder))
+    except Exception as exc:  # noqa: BLE001
+        raise DataUnavailableError(f"{folder} is not an image folder with one sub-folder of images per class "
+                                   f"({type(exc).__name__}: {exc})") from exc
+    x = np.empty((len(ds), 32, 32, 3), dtype=np.uint8)
+    for i, (path, _) in enumerate(ds.samples):
+        try:
+            img = ds.loader(path)  # PIL, converted to RGB
+        except Exception as exc:  # noqa: BLE001
+            raise DataUnavailableError(f"image {path} is unreadable ({type(exc).__name__}: {exc}); the folder is "
+                                       "corrupt or partial") from exc
+        if img.size != (32, 32):
+            raise DataUnavailableError(f"image {path} is {img.size[0]}x{img.size[1]}, not CIFAR-10's 32x32")
+        x[i] = np.asarray(img, dtype=np.uint8)
+    y = np.asarray(ds.targets, dtype=np.int64)
+    jpeg = any(p.lower().endswith(JPEG_SUFFIXES) for p, _ in ds.samples)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=cache.name, suffix=".tmp.npz", dir=cache.parent)
+        os.close(fd)
+        np.savez(tmp, x=x, y=y, classes=np.array(ds.classes), jpeg=np.array(jpeg))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # an unwritable cache only costs time
+    return x, y, list(ds.classes), jpeg
+
+
+def load_image_folder_data(root: Path, val_size: int = CIFAR10_VAL_SIZE) -> TaskData:
+    """CIFAR-10 from ``root/train/<class>/*`` and ``root/test/<class>/*`` (see the module docstring)."""
+    x_train, y_train, classes, jpeg_train = read_image_folder(root / "train")
+    x_test, y_test, test_classes, jpeg_test = read_image_folder(root / "test")
+    if classes != test_classes or sorted(classes) != sorted(CIFAR10_CLASSES):
+        raise DataUnavailableError(f"{root}: train/ and test/ must each hold the ten CIFAR-10 class folders "
+                                   f"({', '.join(CIFAR10_CLASSES)}); found {classes} and {test_classes}")
+    n_val = min(val_size, len(y_train) // 2)
+    train_idx, val_idx, _ = stratified_three_way(y_train, n_val, 0)
+    dataset = "cifar10-jpeg" if (jpeg_train or jpeg_test) else "cifar10-imagefolder"
+    info = {"split": f"the folder's test/; {n_val} validation images carved from train/, stratified, "
+                     f"random_state={SPLIT_RANDOM_STATE} (seed-independent)",
+            "split_sizes": {"train": len(train_idx), "val": len(val_idx), "test": len(y_test)},
+            "image_shape": [3, 32, 32], "augmentation": "random crop (pad 4) + horizontal flip",
+            "root": str(root), "format": "JPEG (lossy re-encoding)" if dataset == "cifar10-jpeg" else "lossless files",
+            "classes": classes}
+    return TaskData(train=_cifar_part(x_train[train_idx], y_train[train_idx], {"pad": 4, "flip": True}),
+                    val=_cifar_part(x_train[val_idx], y_train[val_idx], None), test=_cifar_part(x_test, y_test, None),
+                    dataset=dataset, source="online", info=info,
+                    meta={"in_channels": 3, "num_classes": 10, "image_size": 32})
+
+
+def _cifar_part(x: np.ndarray, y: np.ndarray, augment: dict[str, Any] | None) -> ImageTensors:
+    images = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # NHWC -> NCHW, uint8
+    return ImageTensors(images, torch.from_numpy(y), [255 * m for m in CIFAR10_MEAN],
+                        [255 * s for s in CIFAR10_STD], augment=augment)
+
+
 # -- the task -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cifar10Options:
+    """The cifar10 model options (``task_options.KEY=VALUE``): the ResNet's ``stem`` channels, stage
+    ``widths`` and ``blocks`` per stage (None: the budget's ResNet)."""
+
+    stem: int | None = None
+    widths: tuple[int, ...] | None = None
+    blocks: tuple[int, ...] | None = None
+
+    def validate(self) -> None:
+        if self.stem is not None and self.stem < 1:
+            raise ConfigError(f"task_options.stem must be >= 1, got {self.stem}")
+        for name in ("widths", "blocks"):
+            value = getattr(self, name)
+            if value is not None and (not value or any(v < 1 for v in value)):
+                raise ConfigError(f"task_options.{name} must be a non-empty list of integers >= 1, got {list(value)}")
+        if self.widths is not None and self.blocks is not None and len(self.widths) != len(self.blocks):
+            raise ConfigError(f"task_options.widths and blocks need one entry per stage, got {list(self.widths)} "
+                              f"and {list(self.blocks)}")
+
+
 class Cifar10Task(Task):
     """Ten-class image classification, ResNet-style CNN (torchvision blocks), accuracy."""
 
@@ -309,11 +427,13 @@ class Cifar10Task(Task):
     description = "Image classification: CIFAR-stem ResNet of torchvision BasicBlocks, accuracy"
     metric = "accuracy"
     version = "1"
+    Options = Cifar10Options
     datasets = {
         "offline": "scikit-learn's bundled digits (load_digits: 1,797 real 8x8 images, 10 classes), a "
                    "stand-in for CIFAR-10 in the same format (records say dataset=sklearn-digits)",
         "online": "CIFAR-10 (50,000 + 10,000 32x32 images) via torchvision.datasets.CIFAR10, "
-                  "in $DENDROBENCH_CACHE/cifar10 (default ~/.cache/dendrobench/cifar10)",
+                  "in $DENDROBENCH_CACHE/cifar10 (default ~/.cache/dendrobench/cifar10); or an image folder "
+                  "train/<class>/*, test/<class>/* in data.root via ImageFolder (dataset=cifar10-jpeg for JPEGs)",
     }
     budgets = {
         # seconds: a few dozen steps on a fixed subset, for tests and the smoke CLI run
@@ -341,12 +461,23 @@ class Cifar10Task(Task):
         self.model_config: ResNetConfig = model or self.models["quick"]
         self.download = download
 
+    def set_options(self, options: Cifar10Options) -> None:
+        """Model options override the budget's ResNet (``configure`` ran first); a stage count that
+        changes needs both ``widths`` and ``blocks``, which ResNetConfig checks."""
+        super().set_options(options)
+        chosen = {"stem": options.stem, "widths": options.widths, "blocks": options.blocks}
+        try:
+            self.model_config = replace(self.model_config, **{k: v for k, v in chosen.items() if v is not None})
+        except ValueError as exc:
+            raise ConfigError(f"task_options for cifar10: {exc}") from None
 
     # -- data -------------------------------------------------------------------------------
     def load_data(self, source: str, seed: int, root: Path | None = None) -> TaskData:
         if source == "offline":
             return load_digits_data()
         if source == "online":
+            if root is not None and has_image_folder(Path(root).expanduser()):
+                return load_image_folder_data(Path(root).expanduser())
             return load_cifar10_data(root, download=self.download)
         raise UserError(f"unknown data source {source!r}; valid data sources: offline, online")
 

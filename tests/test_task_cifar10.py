@@ -204,3 +204,82 @@ def test_partial_folder_names_missing_files(cifar_fixture):
     (cifar_fixture / "cifar-10-batches-py" / "test_batch").unlink()
     with pytest.raises(DataUnavailableError, match="missing: test_batch"):
         Cifar10Task().load_data("online", 0, root=cifar_fixture)
+
+
+# -- issue 10: an image folder in data.root (torchvision ImageFolder) ----------------------------
+def write_image_folder(root: Path, suffix: str, per_class: tuple[int, int] = (12, 3)) -> np.ndarray:
+    """``train/<class>/NNNN<suffix>`` and ``test/<class>/...``: the layout of the shared JPEG copy.
+    Returns the test images as written (N, 32, 32, 3), in ImageFolder's order."""
+    from dendrobench.tasks.cifar10 import CIFAR10_CLASSES
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    written = []
+    for split, n in zip(("train", "test"), per_class):
+        for c, name in enumerate(CIFAR10_CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(rng.normal(25 * c, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i:04d}{suffix}")
+                if split == "test":
+                    written.append(pixels)
+    return np.stack(written)
+
+
+@pytest.mark.parametrize("suffix, dataset", [(".jpg", "cifar10-jpeg"), (".png", "cifar10-imagefolder")])
+def test_image_folder_in_data_root(tmp_path, suffix, dataset):
+    pixels = write_image_folder(tmp_path / "imgs", suffix)
+    data = Cifar10Task().load_data("online", 0, root=tmp_path / "imgs")
+    assert data.dataset == dataset and data.source == "online"
+    assert data.info["split_sizes"] == {"train": 60, "val": 60, "test": 30}  # val: half of train at most
+    assert labels(data.test) == [c for c in range(10) for _ in range(3)]
+    assert sorted(labels(data.val)) == [c for c in range(10) for _ in range(6)]  # stratified
+    if suffix == ".png":  # lossless: exactly the pixels written
+        assert torch.equal(data.test.images, torch.from_numpy(pixels).permute(0, 3, 1, 2))
+    else:  # JPEG: close, not equal -- why it is its own dataset
+        diff = (data.test.images.float() - torch.from_numpy(pixels).permute(0, 3, 1, 2).float()).abs().mean()
+        assert 0 < diff < 40
+    again = Cifar10Task().load_data("online", 0, root=tmp_path / "imgs")  # from the decoded cache
+    assert torch.equal(again.train.images, data.train.images) and again.dataset == dataset
+
+
+def test_image_folder_with_wrong_classes_or_sizes(tmp_path):
+    from PIL import Image
+
+    write_image_folder(tmp_path / "a", ".png", per_class=(2, 1))
+    (tmp_path / "a" / "test" / "truck").rename(tmp_path / "a" / "test" / "lorry")
+    with pytest.raises(DataUnavailableError, match="ten CIFAR-10 class folders"):
+        Cifar10Task().load_data("online", 0, root=tmp_path / "a")
+    write_image_folder(tmp_path / "b", ".png", per_class=(2, 1))
+    Image.new("RGB", (64, 64)).save(tmp_path / "b" / "train" / "cat" / "big.png")
+    with pytest.raises(DataUnavailableError, match="64x64, not CIFAR-10's 32x32"):
+        Cifar10Task().load_data("online", 0, root=tmp_path / "b")
+
+
+def test_resnet_options():
+    from dendrobench.errors import ConfigError
+    from dendrobench.options import parse_options
+
+    task = Cifar10Task()
+    task.configure("quick")
+    task.set_options(parse_options(task, {"stem": 8, "widths": [8, 16], "blocks": [2, 2]}))
+    assert (task.model_config.stem, task.model_config.widths, task.model_config.blocks) == (8, (8, 16), (2, 2))
+    with pytest.raises(ConfigError, match="one entry per stage"):
+        parse_options(task, {"widths": [8, 16], "blocks": [1]})
+    other = Cifar10Task()
+    other.configure("quick")
+    with pytest.raises(ConfigError, match="must be non-empty and equally long"):
+        other.set_options(parse_options(other, {"widths": [8, 16]}))  # the budget's ResNet has 3 stages
+
+
+SHARED_JPEG = Path("/work/scratch/data/cifar10-jpeg-unz")  # /work/shared/data/cifar10-jpeg.zip unzipped here
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_JPEG / "test").is_dir(), reason="the unzipped CIFAR-10 JPEG folder is not here")
+def test_real_cifar10_jpeg_counts():
+    data = Cifar10Task().load_data("online", 0, root=SHARED_JPEG)
+    assert data.dataset == "cifar10-jpeg"
+    assert data.info["split_sizes"] == {"train": 45_000, "val": 5_000, "test": 10_000}
+    assert sorted(labels(data.test)) == [c for c in range(10) for _ in range(1000)]
