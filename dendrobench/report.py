@@ -1,7 +1,11 @@
 """The table printed at the end of a run: one row per arm, aggregated over seeds.
 
-RER is computed per seed pair (same seed, same split, same data order) and then averaged, as the
-leaderboard does; the leaderboard adds confidence intervals and significance.
+"±" is the standard deviation over seeds (ddof=1), everywhere dendrobench prints it; a 95 % interval
+is always written ``[low, high]``. RER is computed per seed pair (same seed, same split, same data
+order) and then averaged, as the leaderboard does; the leaderboard adds the paired test, intervals
+and the verdict (docs/statistics.md). Params and FLOPs are the validation-selected model's (the one
+whose test metric is shown), with the final model's in parentheses when they differ. A dendritic arm
+without dendrites is named under the table, never left to look like a result.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dendrobench.stats import rer
+from dendrobench.stats import null_reason, rer
 
 
 def _mean_std(values: Sequence[float]) -> str:
@@ -69,11 +73,43 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> list[list[str]]:
             _mean_std(col(lambda r: r["error"])),
             f"{np.mean(rer_b):+.1%}" if rer_b else "-",
             f"{np.mean(rer_w):+.1%}" if rer_w else "-",
-            _human(np.mean(col(lambda r: r["params"]["inference"]))) if ok else "-",
-            _human(np.mean([v for v in col(lambda r: r["cost"]["flops_per_sample"]) if v is not None] or [float("nan")])),
+            _selected_final(col(lambda r: r["params"].get("inference")), col(lambda r: r["params"].get("final_inference"))),
+            _selected_final(col(lambda r: r["cost"].get("flops_per_sample")),
+                            col(lambda r: r["cost"].get("flops_per_sample_final"))),
             f"{np.mean(col(lambda r: r['cost']['wall_s'])):.1f}s" if ok else "-",
         ])
     return rows
+
+
+def _avg(values: Sequence[Any]) -> float | None:
+    vals = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def _selected_final(selected: Sequence[Any], final: Sequence[Any]) -> str:
+    """The selected model's mean, and the final model's beside it when it differs."""
+    sel, fin = _avg(selected), _avg(final)
+    text = _human(sel)
+    if fin is not None and sel is not None and _human(fin) != text:
+        text += f" (final {_human(fin)})"
+    return text
+
+
+def null_arm_notes(records: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per dendritic arm whose runs have no dendrites where it matters (issue 9 item 5)."""
+    notes = []
+    for arm in ("dendrites", "compressed"):
+        ok = [r for r in records if r["arm"] == arm and r["status"] == "ok"]
+        null = [r for r in ok if null_reason(r)]
+        if not null:
+            continue
+        if len(null) == len(ok) and arm == "dendrites":
+            head = "selected model has 0 dendrites: this row compares the baseline with itself"
+        else:
+            head = f"{len(null)} of {len(ok)} runs have no dendrites in the selected model"
+        reasons = sorted({str(null_reason(r)) for r in null})
+        notes.append(f"warning: {arm}: {head} ({'; '.join(reasons)})")
+    return notes
 
 
 def format_table(records: Sequence[dict[str, Any]]) -> str:
@@ -86,4 +122,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("± = standard deviation over seeds; RER = mean over seed pairs (significance: `dendrobench "
+                 "leaderboard`); params, FLOPs: the selected model's; wall: training clock, warm-up excluded")
+    lines.extend(null_arm_notes(records))
     return "\n".join(lines)

@@ -227,6 +227,56 @@ class ArmSpec:
     report: str = "test"  # the split whose error the record reports (a published protocol may report validation)
 
 
+def warm_up(task: Task, model: nn.Module, build: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
+            loaders: Loaders, device: torch.device) -> float:
+    """One untimed optimizer step and one evaluation batch on a throwaway copy of ``model``; returns
+    the seconds it took.
+
+    Why: the first arm of a process used to pay for every one-time cost (lazy imports, kernel and
+    allocator set-up, first use of each layer shape), 2.5-15 s that made whichever arm ran first look
+    slow (issue 9). Each arm now pays its own warm-up outside the clock, so ``wall_s`` does not depend
+    on arm order. The copy, a validation batch (the training order is untouched) and restored RNG
+    states (torch, numpy, random) keep the run's results exactly what they were without it.
+    A warm-up that fails is ignored: the real step will fail the same way and be recorded.
+    """
+    t0 = time.perf_counter()
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            scratch = copy.deepcopy(model)
+            scratch.train()
+            opt = build([p for p in scratch.parameters() if p.requires_grad])
+            batch = move_to(next(iter(loaders.val)), device)
+            loss = task.loss(scratch(*task.inputs(batch)), batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                task.evaluate(scratch, [batch], device)
+    except Exception:  # noqa: BLE001 - see the docstring
+        log.debug("warm-up failed", exc_info=True)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t0
+
+
+def null_arm_reason(added: Any, at_selected: int, final: int, selected_epoch: int) -> str | None:
+    """Why a dendritic run has no dendrites where it matters, or None (issue 9 item 5).
+
+    An engine that added dendrites but cannot count them (``dendrite_count`` left at 0) is not
+    flagged: the count is unknown, not zero.
+    """
+    if not added and final == 0:
+        return "added no dendrites: this arm trained the base model"
+    if final > 0 and at_selected == 0:
+        return (f"the selected model (epoch {selected_epoch}) has 0 dendrites (the final model has {final}): "
+                "its test metric is the base model's")
+    return None
+
+
 def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device: torch.device,
               record: Record, progress: Any | None = None) -> Record:
     """Train one arm under the budget and fill ``record``; raises Diverged on NaN/inf."""
@@ -253,6 +303,7 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
 
         schedule = LRSchedule(budget, total, loaders.steps_per_epoch, evaluator.higher_is_better)
         schedule.attach(optimizer)
+        record.extra["warmup_s"] = round(warm_up(task, model, build, loaders, device), 3)
         batches = cycle_batches(loaders.train)
         best_score, best_model, best_epoch = float("nan"), copy.deepcopy(model), 0
         stale = 0  # epochs since the validation score last improved (early stopping)
@@ -260,6 +311,10 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
         stopped: str | None = None
         reset_peak_memory(device)
         step = 0
+        # the arm's training clock: optimizer steps, per-epoch validation and dendrite cycles; not the
+        # warm-up, model building, the final test evaluation, FLOP counting or the export check
+        t_train = time.perf_counter()
+        epoch_end_s = [0.0]
         for epoch in range(1, budget.epochs + 1):
             losses = []
             for _ in range(loaders.steps_per_epoch):
@@ -299,6 +354,9 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
                 stale = 0  # a new phase starts: early stopping counts from here
             record.history.append({"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
                                    "val": val, "event": decision.event, "lr": lr_used})
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            epoch_end_s.append(time.perf_counter() - t_train)
             if budget.until_engine_complete and decision.training_complete:
                 stopped = "engine_complete"
                 break
@@ -306,25 +364,39 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
                 stopped = "early_stopping"
                 break
         model = engine.done(model)
+        train_s = time.perf_counter() - t_train
         test = task.evaluate(best_model, loaders.test, device)
         record.val = dict(record.history[best_epoch - 1]["val"])  # the selected model's own validation
         record.test = test
         record.error = evaluator.error((test if spec.report == "test" else record.val)[metric])
         record.extra["reported_split"] = spec.report
         sample = move_to(next(iter(loaders.val)), device)
-        record.params = {"train": count_params(model, trainable_only=True), "inference": engine.inference_params(model)}
+        # params and FLOPs of the selected model (the one whose test metric is reported), the final
+        # model's beside them; they differ when the selected checkpoint predates a dendrite cycle
+        flops_sel = flops_per_sample(best_model, task.inputs(sample), task.batch_size(sample))
+        final_inf, sel_inf = engine.inference_params(model), engine.inference_params(best_model)
+        sel_count, final_count = engine.dendrite_count(best_model), engine.dendrite_count(model)
+        same = final_inf == sel_inf and sel_count == final_count
+        record.params = {"train": count_params(best_model, trainable_only=True), "inference": sel_inf,
+                         "final_train": count_params(model, trainable_only=True), "final_inference": final_inf}
         record.cost.update({
             "steps": step, "epochs": len(record.history), "steps_per_epoch": loaders.steps_per_epoch,
             "max_steps": total, "max_epochs": budget.epochs, "stopped": stopped,
-            "flops_per_sample": flops_per_sample(best_model, task.inputs(sample), task.batch_size(sample)),
+            "wall_s": round(train_s, 3), "wall_s_selected": round(epoch_end_s[best_epoch], 3),
+            "flops_per_sample": flops_sel,
+            "flops_per_sample_final": flops_sel if same else flops_per_sample(
+                model, task.inputs(sample), task.batch_size(sample)),
             "peak_mem_mb": round(peak_memory_mb(device), 1),
         })
-        record.dendrites = {**engine.summary(), "at_selected": engine.dendrite_count(best_model),
-                            "final": engine.dendrite_count(model)}
+        summary = engine.summary()
+        record.dendrites = {**summary, "at_selected": sel_count, "final": final_count}
+        if spec.engine is not None:
+            reason = null_arm_reason(summary.get("added"), sel_count, final_count, best_epoch)
+            record.dendrites.update({"null_arm": reason is not None, "null_reason": reason})
         if first_cycle_best is not None:
             record.extra["before_first_cycle"] = first_cycle_best
         record.extra.update({"selected_epoch": best_epoch, "width": spec.width, "target_params": spec.target_params,
-                             "params_selected": engine.inference_params(best_model)})
+                             "params_selected": sel_inf})
         if spec.engine is not None:  # dendritic arms: does the selected model still export (issue 6)?
             t_export = time.perf_counter()
             try:
@@ -391,6 +463,7 @@ class Suite:
         cfg = self.run.to_dict()
         cfg["results_dir"] = str(self.results_dir)
         cfg["budget_spec"] = dict(self.budget.__dict__)
+        cfg["task_version"] = self.task.version  # part of the record hash; the leaderboard groups by it
         cfg["task_options_resolved"] = options_dict(self.options)  # every option, defaults included
         cfg["task_info"] = {"modality": self.task.modality, "description": self.task.description,
                             "metric": self.task.metric}
@@ -532,7 +605,10 @@ class Suite:
         finally:
             if bar is not None:
                 bar.close()
-        record.cost["wall_s"] = round(time.perf_counter() - t0 - record.extra.get("export_s", 0.0), 3)
+        elapsed = time.perf_counter() - t0 - record.extra.get("export_s", 0.0)
+        record.extra["total_s"] = round(elapsed, 3)  # set-up, warm-up, training, test, FLOP counting
+        if record.status != "ok" or not record.cost.get("wall_s"):  # train_arm sets it on success
+            record.cost["wall_s"] = round(elapsed, 3)
         record.finished = utcnow()
         write_record(path, record)
         if record.status != "ok":
@@ -553,7 +629,8 @@ class Suite:
         if dend is None or dend.get("status") != "ok":
             raise RuntimeError("the wide arm matches the dendritic model's parameter count, "
                                "but the dendrites arm of this seed did not finish (or was not asked for)")
-        target = int(dend["params"]["inference"])
+        # the final dendritic model's size (records before issue 9 stored it as ``inference``)
+        target = int(dend["params"].get("final_inference") or dend["params"]["inference"])
         width, got = match_width(self.task, data, target, self.run.wide_tolerance)
         if abs(got - target) / target > self.run.wide_tolerance:
             raise RuntimeError(f"no width gives {target} parameters within {self.run.wide_tolerance:.0%} "

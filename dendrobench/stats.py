@@ -22,8 +22,8 @@ samples. The full argument, with references, is in ``docs/statistics.md``; the r
 * **Verdict** (:attr:`Comparison.verdict`, precedence in this order): "no pairs"; "pipeline check"
   for smoke budgets (never a verdict); "too few seeds for a verdict: need 6"; "better" / "worse" at
   ``p < 0.05`` (direction from the mean error difference); otherwise "no significant difference".
-* **Rows.** Records are grouped by everything that changes a result except arm and seed: task and
-  its version, dataset, data source, budget name *and* resolved budget spec, protocol and claim
+* **Rows.** Records are grouped by everything that changes a result except arm and seed: task, its
+  version and its options (``task_options``), dataset, data source, budget name *and* resolved budget spec, protocol and claim
   (shared by every arm), plus engine and engine parameters (dendrites, wide and compressed arms),
   compressed width (compressed arm) and wide tolerance (wide arm). The baseline does not depend on
   the engine, so one baseline seed pairs with every engine setting of its task: a sweep over
@@ -469,6 +469,8 @@ def common_settings(record: dict[str, Any]) -> dict[str, Any]:
     if out["protocol"] == "matched":  # a published protocol gives its arms unequal budgets on purpose
         out["budget"] = str(record["budget"])
         out.update(_flat("budget", cfg.get("budget_spec") or {}))
+    # the task's protocol options as the user gave them (the record hash holds the non-default ones)
+    out.update(_flat("task_options", cfg.get("task_options") or {}))
     return out
 
 

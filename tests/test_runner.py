@@ -28,7 +28,7 @@ def test_every_arm_takes_the_same_steps_and_dendrite_cycles_count_inside(tmp_pat
     assert dend["dendrites"]["cycles"] == 2 and [h["event"] for h in dend["history"]].count("dendrites_added") == 2
     # the wide arm matches the final dendritic model's parameters within 5 %
     wide = recs[2]
-    target = dend["params"]["inference"]
+    target = dend["params"]["final_inference"]
     assert abs(wide["params"]["inference"] - target) / target <= 0.05
     assert recs[3]["extra"]["width"] == 0.67
     assert all(r["cost"]["flops_per_sample"] and r["cost"]["flops_per_sample"] > 0 for r in recs)
@@ -76,7 +76,8 @@ def test_summary_table_and_paired_rer():
     recs = [rec("baseline", 0, 0.2), rec("dendrites", 0, 0.1), rec("baseline", 1, 0.4), rec("dendrites", 1, 0.4)]
     assert sorted(paired_rer(recs, "dendrites", "baseline")) == [0.0, 0.5]
     table = format_table(recs)
-    assert "+25.0%" in table and table.count("\n") == 3
+    assert "+25.0%" in table and table.count("\n") == 4
+    assert "± = standard deviation over seeds" in table
 
 
 def test_optimizer_follows_restructure_without_losing_state():
