@@ -49,20 +49,22 @@ def _walls(order: list[int]) -> dict[int, float]:
 
 
 def test_time_ratio_of_identical_arms_does_not_depend_on_order() -> None:
-    """Before issue 9 the first arm of a process carried the warm-up: x0.04-0.18 time ratios at smoke.
+    """Before issue 9 the first arm of a process carried the warm-up: x0.02 here (15 s against 0.3 s
+    on a loaded machine), x0.04-0.18 for bbbp at smoke.
 
-    Two identical baseline arms (seeds 0 and 1: same model, same steps), run in both orders, each in
-    a fresh process: the ratio stays within 0.9-1.1. A third arm gives the machine's own noise a
-    second chance before the test calls the clock unfair (2 shared cores).
+    Two identical baseline arms (seeds 0 and 1: same model, same steps), run in both orders, each
+    order in a fresh process: the ratio stays within 0.9-1.1. The machine is shared (2 cores, other
+    jobs): an order is given up to 3 fresh processes, because noise scatters the ratio both ways
+    while a clock that charges one-time costs to the first arm fails every attempt.
     """
-    for order in ([0, 1, 0], [1, 0, 1]):
-        walls = _walls(order[:2])
-        first, second = walls[order[0]], walls[order[1]]
-        ratio = second / first
-        if not 0.9 <= ratio <= 1.1:  # noise or order? ask once more in a fresh process
-            again = _walls(order[:2])
-            ratio = again[order[1]] / again[order[0]]
-        assert 0.9 <= ratio <= 1.1, f"order {order[:2]}: second/first wall_s = {ratio:.2f} ({walls})"
+    for order in ([0, 1], [1, 0]):
+        ratios = []
+        for _ in range(3):
+            walls = _walls(order)
+            ratios.append(walls[order[1]] / walls[order[0]])
+            if 0.9 <= ratios[-1] <= 1.1:
+                break
+        assert 0.9 <= ratios[-1] <= 1.1, f"order {order}: second/first wall_s = {[round(r, 3) for r in ratios]}"
 
 
 def _suite(tmp_path: Path, **kw) -> Suite:
