@@ -127,6 +127,21 @@ def fmt_rer(iv: stats.Interval) -> str:
     return f"{fmt_pct(iv.mean)} [{iv.low * 100:+.1f}, {iv.high * 100:+.1f}]"
 
 
+def fmt_p(p: float | None) -> str:
+    return "–" if p is None or not math.isfinite(p) else f"{p:.3f}" if p >= 0.001 else "< 0.001"
+
+
+def fmt_effect(c: stats.Comparison, metric: str) -> str:
+    """The mean paired difference in the metric's own units (positive: ``c.arm`` better) [95 %]."""
+    iv = c.diff
+    if iv.mean is None:
+        return f"{metric} –"
+    text = f"{metric} {iv.mean:+.4g}"
+    if iv.low is not None and iv.high is not None:
+        text += f" [{iv.low:+.4g}, {iv.high:+.4g}]"
+    return text
+
+
 def fmt_ratio(v: float | None) -> str:
     return "–" if v is None or not math.isfinite(v) else f"×{v:.2f}"
 
@@ -571,8 +586,10 @@ def format_task_row(records: Sequence[dict[str, Any]], task: str) -> str:
             c = g.comparisons.get((arm, ref))
             if c is None:
                 continue
-            lines.append(f"  {arm} vs {ref}: RER {fmt_rer(c.rer)}, P(improve) {fmt_pct(c.p_improvement, False)}, "
-                         f"{c.pairs} pair(s) -> {verdict_text(c)}"
+            lines.append(f"  {arm} vs {ref}: RER {fmt_rer(c.rer)}, {fmt_effect(c, g.metric)}, "
+                         f"P(improve) {fmt_pct(c.p_improvement, False)}, {c.pairs} pair(s), "
+                         f"p = {fmt_p(c.p_value)} -> {verdict_text(c)}"
+                         + (f"; {c.null_message}" if c.null_message else "")
                          + (f"; {c.unpaired} unpaired" if c.unpaired else "")
                          + (f"; {c.undefined} with zero reference error" if c.undefined else ""))
         cb = g.comparison("dendrites", "baseline")

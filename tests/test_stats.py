@@ -55,6 +55,25 @@ def test_sign_flip_pvalue_by_enumeration() -> None:
     assert stats.sign_flip_pvalue(rows) == pytest.approx([by_hand, by_hand, 1.0])
 
 
+def test_sign_flip_agrees_with_scipy_on_continuous_data() -> None:
+    rng = np.random.default_rng(11)
+    for n in (3, 7, 12):
+        d = rng.normal(0.5, 1, size=n)
+        ref = scipy_stats.permutation_test((d,), lambda x, axis: x.mean(axis=axis), permutation_type="samples",
+                                           vectorized=True, n_resamples=np.inf).pvalue
+        assert stats.sign_flip_pvalue(d) == pytest.approx(ref)
+
+
+def test_ties_split_by_rounding_still_count_as_ties() -> None:
+    """AUC differences are exact ties in real arithmetic that floating point splits by ~1e-16."""
+    a = [0.2363, 0.2349, 0.2412, 0.2290]
+    b = [0.2349, 0.2363, 0.2398, 0.2304]
+    d = np.subtract(a, b)  # +0.0014, -0.0014, +0.0014, -0.0014 up to rounding
+    assert stats.sign_flip_pvalue(d) == pytest.approx(1.0)
+    d6 = np.subtract([0.2363, 0.2349, 0.2412, 0.2290, 0.31, 0.27], [0.2349, 0.2335, 0.2398, 0.2276, 0.3086, 0.2686])
+    assert stats.sign_flip_pvalue(d6) == pytest.approx(2 / 64)  # all six +0.0014: the two extreme patterns only
+
+
 def test_minimum_p_value_sets_the_pairs_needed() -> None:
     assert stats.MIN_PAIRS == 6  # 2 / 2**5 = 0.0625 >= 0.05 > 2 / 2**6
     for n in range(1, 9):

@@ -3,9 +3,12 @@ difference this large arises by chance in fewer than 5 % of experiments without 
 
 Simulated paired error differences go through the same two functions the leaderboard uses
 (:func:`stats.sign_flip_pvalue` and :func:`stats.verdict`), thousands of samples per call.
+``python tests/test_stats_calibration.py 4000`` prints the figures quoted in docs/statistics.md.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from dendrobench import stats
 
 SIMS = 300  # per (distribution, n): Monte-Carlo SE of a 5 % rate is 1.3 points per n, 0.29 pooled
 NS = range(2, 21)
+DISTS = ("normal", "student_t3")
 
 
 def _called_significant(diffs: np.ndarray) -> np.ndarray:
@@ -24,13 +28,34 @@ def _called_significant(diffs: np.ndarray) -> np.ndarray:
                      for pi, m in zip(p, means)])
 
 
-@pytest.mark.parametrize("dist", ["normal", "student_t3"])
-def test_false_positive_rate_at_most_five_percent(dist: str) -> None:
-    rng = np.random.default_rng(20261123)
+def null_rates(dist: str, sims: int = SIMS, seed: int = 20261123) -> dict[int, float]:
+    """Rate of "significant" per n under the null (no effect), one RNG per distribution."""
+    rng = np.random.default_rng([seed, DISTS.index(dist)])
     rates = {}
     for n in NS:
-        x = rng.normal(size=(SIMS, n)) if dist == "normal" else rng.standard_t(3, size=(SIMS, n))
-        rates[n] = _called_significant(x * 0.01).mean()  # the scale of an error difference is irrelevant
+        x = rng.normal(size=(sims, n)) if dist == "normal" else rng.standard_t(3, size=(sims, n))
+        rates[n] = float(_called_significant(x * 0.01).mean())  # the scale of an error difference is irrelevant
+    return rates
+
+
+def power(sims: int = SIMS, n: int = 10, effect_sd: float = 1.0, seed: int = 7) -> float:
+    rng = np.random.default_rng(seed)
+    return float(_called_significant(rng.normal(loc=effect_sd, size=(sims, n))).mean())
+
+
+def old_bootstrap_rate(n: int, sims: int = SIMS, seed: int = 3) -> float:
+    """The rule the test replaced: a 95 % percentile-bootstrap interval that excludes 0 (>= 3 pairs)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(sims, n))
+    idx = rng.integers(0, n, size=(2000, n))
+    boot = x[:, idx].mean(axis=2)  # (sims, 2000) resampled means
+    low, high = np.quantile(boot, [0.025, 0.975], axis=1)
+    return float(((low > 0) | (high < 0)).mean())
+
+
+@pytest.mark.parametrize("dist", DISTS)
+def test_false_positive_rate_at_most_five_percent(dist: str) -> None:
+    rates = null_rates(dist)
     se_one = np.sqrt(0.05 * 0.95 / SIMS)
     for n, rate in rates.items():
         assert rate <= 0.05 + 3 * se_one, f"n={n}: {rate:.3f} significant under the null ({dist})"
@@ -41,22 +66,28 @@ def test_false_positive_rate_at_most_five_percent(dist: str) -> None:
 
 
 def test_power_for_one_sd_effect_at_ten_pairs() -> None:
-    rng = np.random.default_rng(7)
+    got = power()
+    assert got >= 0.70, f"a 1-SD effect at n=10 was called significant in only {got:.0%}"
+    rng = np.random.default_rng(8)  # and in the right direction
     x = rng.normal(loc=1.0, size=(SIMS, 10))
-    power = _called_significant(x).mean()
-    assert power >= 0.70, f"a 1-SD effect at n=10 was called significant in only {power:.0%}"
-    # and in the right direction
-    p = stats.sign_flip_pvalue(x)
-    assert all(stats.verdict(10, pi, m) != stats.WORSE for pi, m in zip(p, x.mean(axis=1)))
+    assert all(stats.verdict(10, pi, m) != stats.WORSE for pi, m in zip(stats.sign_flip_pvalue(x), x.mean(axis=1)))
 
 
 def test_old_bootstrap_rule_would_fail_this_test() -> None:
-    """The calibration test can fail: the percentile-bootstrap rule it replaced ("95 % interval
-    excludes 0 with >= 3 pairs") is called significant far above 5 % at n = 3 under the null."""
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(SIMS, 3))
-    idx = rng.integers(0, 3, size=(2000, 3))
-    boot = x[:, idx].mean(axis=2)  # (SIMS, 2000) resampled means
-    low, high = np.quantile(boot, [0.025, 0.975], axis=1)
-    assert ((low > 0) | (high < 0)).mean() > 0.15
+    """The calibration test can fail: the rule it replaced is called significant far above 5 % at
+    n = 3 under the null, where the sign-flip verdict never is."""
+    assert old_bootstrap_rate(3) > 0.15
+    x = np.random.default_rng(3).normal(size=(SIMS, 3))
     assert _called_significant(x).mean() == 0.0
+
+
+if __name__ == "__main__":
+    sims = int(sys.argv[1]) if len(sys.argv) > 1 else SIMS
+    for dist in DISTS:
+        r = null_rates(dist, sims)
+        print(f"{dist}: null rate pooled over n=2..20 {np.mean(list(r.values())):.4f}, "
+              f"max {max(r.values()):.4f} (n={max(r, key=r.get)}); "
+              + ", ".join(f"n={n}: {r[n]:.3f}" for n in (5, 6, 8, 10, 15, 20)))
+    print(f"power, 1-SD effect, n=10: {power(sims):.3f}")
+    print("old percentile-bootstrap rule under the null: "
+          + ", ".join(f"n={n}: {old_bootstrap_rate(n, sims):.3f}" for n in (3, 5, 10)))
