@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import math
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -47,6 +46,8 @@ import numpy as np
 import torch
 
 from dendrobench.errors import UserError
+from dendrobench.netguard import NetworkBlocked  # noqa: F401 - re-exported for plugins' tests
+from dendrobench.netguard import no_network as _no_network
 from dendrobench.task import BUDGET_NAMES, Budget, Task, TaskData
 
 PROG = "dendrobench check-task"
@@ -79,69 +80,10 @@ class _Warn(Exception):
 
 
 # -- network guard ----------------------------------------------------------------------------
-_LOOPBACK = ("127.", "::1", "localhost", "0.0.0.0")
+def no_network(attempts: list[str]) -> contextlib.AbstractContextManager[list[str]]:
+    """The offline guard of :mod:`dendrobench.netguard`, labelled for check-task messages."""
+    return _no_network(attempts, label="dendrobench check-task")
 
-
-class NetworkBlocked(OSError):
-    """Raised by the guard instead of opening a network connection. An OSError so loaders handle it
-    the way they would handle a machine with no network (and the attempt is still recorded)."""
-
-
-def _host_of(address: Any) -> str:
-    return str(address[0]) if isinstance(address, tuple) and address else str(address)
-
-
-@contextlib.contextmanager
-def no_network(attempts: list[str]) -> Iterator[list[str]]:
-    """Block (and record in ``attempts``) every non-loopback connection and DNS lookup while active.
-
-    Patches ``socket.socket.connect``/``connect_ex``, ``socket.create_connection`` and
-    ``socket.getaddrinfo``: everything in the standard library, urllib3/requests and most download
-    helpers goes through them. Attempts are recorded even when the loader catches the error and
-    falls back, because reaching for the network at all breaks the offline promise.
-    """
-    saved = {
-        (socket.socket, "connect"): socket.socket.connect,
-        (socket.socket, "connect_ex"): socket.socket.connect_ex,
-        (socket, "create_connection"): socket.create_connection,
-        (socket, "getaddrinfo"): socket.getaddrinfo,
-    }
-    original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
-    original_getaddrinfo = socket.getaddrinfo
-
-    def blocked(what: str) -> NetworkBlocked:
-        attempts.append(what)
-        return NetworkBlocked(f"dendrobench check-task: network access blocked ({what}); offline data must not use the network")
-
-    def connect(self: socket.socket, address: Any, *args: Any, **kwargs: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not _host_of(address).startswith(_LOOPBACK):
-            raise blocked(f"connect to {address!r}")
-        return original_connect(self, address, *args, **kwargs)
-
-    def connect_ex(self: socket.socket, address: Any, *args: Any, **kwargs: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not _host_of(address).startswith(_LOOPBACK):
-            raise blocked(f"connect to {address!r}")
-        return original_connect_ex(self, address, *args, **kwargs)
-
-    def create_connection(address: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _host_of(address).startswith(_LOOPBACK):
-            raise blocked(f"create_connection to {address!r}")
-        return saved[(socket, "create_connection")](address, *args, **kwargs)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in (None, "", b"") and not str(host).startswith(_LOOPBACK):
-            raise blocked(f"DNS lookup of {host!r}")
-        return original_getaddrinfo(host, *args, **kwargs)
-
-    socket.socket.connect = connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
-    socket.create_connection = create_connection  # type: ignore[assignment]
-    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
-    try:
-        yield attempts
-    finally:
-        for (owner, attr), value in saved.items():
-            setattr(owner, attr, value)
 
 
 # -- hashing examples -------------------------------------------------------------------------

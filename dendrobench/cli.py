@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dendrobench import settings
 from dendrobench.errors import ConfigError, UserError, unknown_choice
 from dendrobench.sweep import apply_jobs, bad_runs, split_top
 
 PROG = "dendrobench"
 CONF_DIR = Path(__file__).parent / "conf"
-TOP_LEVEL_KEYS = ("task", "budget", "budget_overrides", "task_options", "arms", "seeds", "seed", "results_dir", "data", "device",
-                  "dendrites", "compressed_width", "wide_tolerance", "threads", "progress", "claim")
+TOP_LEVEL_KEYS = settings.top_level_keys()
 
 HELP = f"""usage: {PROG} task=NAME [key=value ...]      run a task with and without dendrites
        {PROG} -m task=a,b seed=0,1,2 ...       multirun (Hydra sweep)
@@ -38,7 +38,15 @@ common keys: task, dendrites (none, gd, ...), arms=[baseline,dendrites,wide,comp
   budget_overrides.epochs=N, task_options.KEY=VALUE (each task's options: dendrobench list)
   threads=1 (torch threads per run; part of the record identity), jobs=auto|N (runs in parallel:
   one process per job through Hydra's joblib launcher; several seeds of a task run side by side)
-Hydra: --cfg job shows the composed config, --hydra-help shows Hydra's own options."""
+Hydra: --cfg job shows the composed config, --hydra-help shows Hydra's own options.
+
+settings (key=value; the README's table says the same):
+"""
+
+
+def help_text() -> str:
+    return HELP + settings.help_text()
+
 
 _single_run_records: list[dict[str, Any]] = []
 
@@ -97,6 +105,9 @@ def _values(value: str) -> list[str]:
 
 
 OPEN_KEYS = ("budget_overrides.", "dendrites.", "task_options.")
+# Hydra options that take their value as the next argument (``--cfg job``)
+HYDRA_VALUE_OPTIONS = ("--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp",
+                       "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun")
 
 
 def prevalidate(args: list[str]) -> list[str]:
@@ -105,34 +116,52 @@ def prevalidate(args: list[str]) -> list[str]:
     Keys under ``budget_overrides.``, ``task_options.`` and ``dendrites.`` are forced in (``++``) so that a misspelt
     parameter reaches our own validation, which names the valid ones, instead of Hydra's struct error.
     """
-    from dendrobench.config import ARMS, DEVICES
+    from dendrobench.config import check_writable
     from dendrobench.registry import plugins
-    from dendrobench.task import BUDGET_NAMES, DATA_SOURCES
+    from dendrobench.settings import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES
 
+    multirun = any(a in ("-m", "--multirun") for a in args)
     out = []
+    given: dict[str, str] = {}
+    takes_value = False
     for arg in args:
-        out.append(f"++{arg}" if arg.startswith(OPEN_KEYS) else arg)
+        if takes_value:  # the value of a Hydra option given as a separate argument (`--cfg job`)
+            out.append(arg)
+            takes_value = False
+            continue
         if arg.startswith("-"):
+            out.append(arg)
+            takes_value = arg in HYDRA_VALUE_OPTIONS
             continue
         if "=" not in arg:
             raise ConfigError(f"unexpected argument {arg!r}; give settings as key=value "
                               f"or a subcommand: {', '.join(SUBCOMMANDS)}")
         key, _, value = arg.partition("=")
-        if key.startswith(("+", "~", "hydra.", "hydra/")):
+        if key.startswith(("~", "hydra.", "hydra/", "+hydra.", "++hydra.")):
+            out.append(arg)
             continue
-        top = key.split(".")[0]
-        if top not in TOP_LEVEL_KEYS:
-            raise ConfigError(f"unknown setting {key!r}; valid settings: {', '.join(TOP_LEVEL_KEYS)}")
+        bare = key.lstrip("+")  # `+key` / `++key` add a key: it must still be one that something reads
+        problem = settings.check_key(bare)
+        if problem:
+            raise ConfigError(problem)
+        out.append(f"++{bare}={value}" if bare.startswith(OPEN_KEYS) else f"{bare}={value}" if key != bare else arg)
+        given[bare] = value
+        if bare == "arms" and not multirun and "," in value and not value.strip().startswith("["):
+            raise ConfigError(f"arms={value} is a list: write arms=[{value}] (quoted in the shell if it needs it); "
+                              f"with -m, arms=a,b sweeps over single arms")
+        if bare == "results_dir":
+            for v in _values(value):
+                check_writable(Path(v))
         for v in _values(value):
-            if key == "task" and v not in plugins("task") and ":" not in v:
+            if bare == "task" and v not in plugins("task") and ":" not in v:
                 raise unknown_choice("task", v, plugins("task"))
-            elif key == "dendrites" and v not in engine_configs():
+            elif bare == "dendrites" and v not in engine_configs():
                 raise unknown_choice("engine", v, engine_configs())
-            elif key == "budget" and v not in BUDGET_NAMES:
+            elif bare == "budget" and v not in BUDGET_NAMES:
                 raise unknown_choice("budget", v, BUDGET_NAMES)
-            elif key == "data.source" and v not in DATA_SOURCES:
+            elif bare == "data.source" and v not in DATA_SOURCES:
                 raise unknown_choice("data source", v, DATA_SOURCES)
-            elif key == "claim" and v != "null":
+            elif bare == "claim" and v != "null":
                 from dendrobench.published_claims import claim_ids
 
                 if v not in claim_ids():
@@ -140,16 +169,21 @@ def prevalidate(args: list[str]) -> list[str]:
                 from dendrobench.published_claims import check_runnable, get_claim
 
                 check_runnable(get_claim(v))  # before Hydra: one line, exit 2
-            elif key == "device" and v not in DEVICES:
+            elif bare == "device" and v not in DEVICES:
                 raise unknown_choice("device", v, DEVICES)
-            elif key == "arms":
+            elif bare == "arms":
                 for arm in v.strip("[]").split(","):
                     if arm.strip() and arm.strip() not in ARMS:
                         raise unknown_choice("arm", arm.strip(), ARMS)
-            elif key in ("seeds", "seed") and v != "null":
-                minimum = 1 if key == "seeds" else 0
+            elif bare in ("seeds", "seed") and v != "null":
+                minimum = 1 if bare == "seeds" else 0
                 if not v.lstrip("-").isdigit() or int(v) < minimum:
-                    raise ConfigError(f"{key} must be an integer >= {minimum}, got {v!r}")
+                    raise ConfigError(f"{bare} must be an integer >= {minimum}, got {v!r}")
+    if "seed" in given and "seeds" in given and given["seed"] != "null":
+        raise ConfigError(f"seed={given['seed']} and seeds={given['seeds']} contradict each other: give seed=N for "
+                          f"one seed or seeds=N for seeds 0..N-1")
+    if multirun and "results_dir" not in given:  # Hydra creates results_dir/.multirun before any job
+        check_writable(Path(str(settings.defaults()["results_dir"])))
     return out
 
 
@@ -313,17 +347,26 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # torch_geometric scripts a helper at import time; torch's deprecation notice is not the user's business
     warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
+    # Hydra 1.4 deprecates the version_base we pass for 1.3 compatibility: not the user's business either
+    warnings.filterwarnings("ignore", message=r"The version_base parameter is deprecated")
     args = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(HELP)
+    if not args or args[0] in ("-h", "--help", "help") or "--help" in args or "-h" in args:
+        print(help_text())
         return 0 if args else 2
+    if "--hydra-help" in args:  # the same whatever the overrides; composing them would fail (no task key yet)
+        args = ["--hydra-help"]
     if args[0] in ("--version", "-V"):
         from dendrobench import __version__
 
         print(f"{PROG} {__version__}")
         return 0
+    from dendrobench import interrupts, watchdog
+
+    interrupts.install()
+    if argv is None:  # this process is the dendrobench command: a run stuck in C may restart it
+        watchdog.restart_argv = [sys.executable, *sys.orig_argv[1:]]
     try:
         if args[0] in SUBCOMMANDS:
             return SUBCOMMANDS[args[0]](args[1:])
@@ -331,7 +374,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        return _fail("interrupted; finished runs are kept and resume on the next call", 130)
+        import signal
+
+        if interrupts.received_signal() == signal.SIGTERM:
+            return _fail("stopped (SIGTERM); finished runs are kept and resume on the next call", 143)
+        return _fail("stopped (interrupted); finished runs are kept and resume on the next call", 130)
     except Exception as exc:  # noqa: BLE001 - never a bare traceback for a user
         if os.environ.get("DENDROBENCH_DEBUG"):
             raise

@@ -8,15 +8,20 @@ runner.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dendrobench.errors import ConfigError, unknown_choice
-from dendrobench.task import BUDGET_NAMES, DATA_SOURCES
+from dendrobench.settings import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES
 
-ARMS = ("baseline", "dendrites", "wide", "compressed")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+__all__ = ["ARMS", "DEVICES", "RunConfig", "from_mapping", "validate", "check_writable", "effective_timeout"]
+DATA_KEYS = ("source", "root")  # the keys under ``data.``
+# run_timeout_s=null takes the budget's default: generous for the short budgets (a smoke run takes
+# seconds to a few minutes, a quick one minutes), none for standard and full (hours are normal).
+# run_timeout_s=0 means no limit.
+DEFAULT_RUN_TIMEOUT_S: dict[str, float | None] = {"smoke": 1800.0, "quick": 4 * 3600.0, "standard": None, "full": None}
 
 
 @dataclass
@@ -47,6 +52,7 @@ class RunConfig:
     # error the records report (a claim that read its figure off validation reports "val").
     protocol: str = "matched"
     report_split: str = "test"
+    run_timeout_s: float | None = None  # null: DEFAULT_RUN_TIMEOUT_S[budget]; 0: no limit
 
     @property
     def engine(self) -> str:
@@ -68,6 +74,10 @@ def from_mapping(cfg: dict[str, Any]) -> RunConfig:
     """Build and validate a RunConfig from Hydra's composed config (already a plain dict)."""
     cfg = dict(cfg)
     data = cfg.pop("data", {}) or {}
+    bad_data = sorted(set(data) - set(DATA_KEYS))
+    if bad_data:
+        raise ConfigError(f"unknown setting(s) {', '.join('data.' + k for k in bad_data)}; valid data settings: "
+                          f"{', '.join('data.' + k for k in DATA_KEYS)}")
     known = set(RunConfig.__dataclass_fields__) - {"data_source", "data_root"}
     bad = sorted(set(cfg) - known)
     if bad:
@@ -128,6 +138,13 @@ def validate(run: RunConfig) -> None:
         raise ConfigError(f"wide_tolerance must be in (0, 1), got {run.wide_tolerance}")
     if run.threads is not None:
         run.threads = _int(run.threads, "threads", 1)
+    if run.run_timeout_s is not None:
+        try:
+            run.run_timeout_s = float(run.run_timeout_s)
+        except (TypeError, ValueError):
+            raise ConfigError(f"run_timeout_s must be a number of seconds (0: no limit), got {run.run_timeout_s!r}") from None
+        if not run.run_timeout_s >= 0 or run.run_timeout_s == float("inf"):
+            raise ConfigError(f"run_timeout_s must be >= 0 seconds (0: no limit), got {run.run_timeout_s!r}")
     task = get_task(run.task)  # unknown task -> error listing the registered ones
     from dendrobench.options import parse_options
 
@@ -138,13 +155,32 @@ def validate(run: RunConfig) -> None:
     check_writable(Path(run.results_dir))
 
 
+def effective_timeout(run: RunConfig) -> float | None:
+    """Seconds one run may take, or None for no limit (see DEFAULT_RUN_TIMEOUT_S)."""
+    if run.run_timeout_s is None:
+        return DEFAULT_RUN_TIMEOUT_S.get(run.budget)
+    return float(run.run_timeout_s) or None
+
+
 def check_writable(path: Path) -> None:
-    """Fail before any training if records could not be written."""
+    """Fail before any training if records could not be written.
+
+    By trying: ``os.access`` says yes to root for a read-only mount or ``/proc``, so the folder is
+    created and a probe file written and removed (the folder stays: records go there next).
+    """
     path = path.expanduser()
     probe = path
-    while not probe.exists():
+    while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
         raise ConfigError(f"results_dir {str(path)!r} is not a folder ({probe} is a file)")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"results_dir {str(path)!r} is not writable")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".dendrobench-write-probe-", dir=path)
+        try:
+            os.write(fd, b"{}")
+        finally:
+            os.close(fd)
+            os.unlink(name)
+    except OSError as exc:
+        raise ConfigError(f"results_dir {str(path)!r} is not writable: {exc.strerror or exc}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from dendrobench.errors import UserError
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "diverged")
@@ -139,20 +142,79 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: a reader sees the old file or the new."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+class RecordWriteError(UserError):
+    """A record could not be written (disk full, folder gone read-only): one line, exit 2; every
+    record written before is intact (each write is atomic)."""
+
+
+def _tmp_tag() -> str:
+    """Host and pid in a temp file's name, so a later run can tell a killed writer's leftovers."""
+    return f"{socket.gethostname().split('.')[0]}-{os.getpid()}"
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (threads may be writing)."""
     try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: a reader sees the old file or the new.
+
+    The file gets the mode a plain ``open`` would give (0666 minus the umask), not ``mkstemp``'s
+    0600, so a results folder shared by a group stays readable by it.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_tmp_tag()}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w") as fh:
             json.dump(_finite(data), fh, indent=1, default=_json_default, allow_nan=False)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise RecordWriteError(f"cannot write {path}: {exc.strerror or exc}; records written before are kept") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def clean_stale_files(results_dir: Path) -> list[Path]:
+    """Remove temp files a killed writer left in ``results_dir`` (same host, process gone)."""
+    removed = []
+    host = socket.gethostname().split(".")[0]
+    for tmp in Path(results_dir).glob(".*.tmp"):
+        tag = tmp.name[: -len(".tmp")].rsplit(".", 2)
+        if len(tag) < 3:
+            continue
+        owner, _, pid = tag[-2].rpartition("-")
+        if owner == host and pid.isdigit() and not pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_record(path: Path, record: Record) -> None:

@@ -9,8 +9,10 @@ Rules that make arms comparable (DESIGN.md "Arms and budgets"):
 * the model is selected on the validation split and the test metric is that model's;
 * ``wide`` widens the base until its parameter count matches the final dendritic model's.
 
-A run that raises is recorded as ``failed``; a NaN/inf loss or score as ``diverged``; the suite
-goes on either way.
+A run that raises (anything, ``SystemExit`` from a plugin included) or passes ``run_timeout_s``
+is recorded as ``failed``; a NaN/inf loss or score as ``diverged``; the suite goes on either way.
+Only a real Ctrl-C / SIGTERM stops it (:mod:`dendrobench.interrupts`). An offline run loads and
+trains under the network guard (:mod:`dendrobench.netguard`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,21 +42,33 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 import dendrobench
+from dendrobench import interrupts, watchdog
 from dendrobench.claims import claim_path, describe, try_claim
-from dendrobench.config import RunConfig
+from dendrobench.config import RunConfig, effective_timeout
 from dendrobench.cost import count_params, flops_per_sample, peak_memory_mb, reset_peak_memory
 from dendrobench.dendrites.base import DendriteEngine, EngineContext
 from dendrobench.errors import UserError
+from dendrobench.netguard import NetworkBlocked, no_network
 from dendrobench.options import as_dict as options_dict
 from dendrobench.options import identity_options, parse_options
 from dendrobench.registry import get_engine_class, get_task
-from dendrobench.results import Record, RecordError, config_hash, read_record, record_path, write_record
+from dendrobench.results import (
+    Record,
+    RecordError,
+    clean_stale_files,
+    config_hash,
+    pid_alive,
+    read_record,
+    record_path,
+    write_record,
+)
 from dendrobench.schedules import LRSchedule, lr_factor  # noqa: F401 - lr_factor re-exported for plugins' checks
 from dendrobench.task import Budget, Task, TaskData, move_to
 
 log = logging.getLogger("dendrobench")
 
 ARM_ORDER = ("baseline", "dendrites", "wide", "compressed")
+RUN_TMP_PREFIX = "dendrobench-run-"  # + pid: a run's scratch folder in the system temp directory
 DENDRITIC_ARMS = ("dendrites", "compressed")
 CLAIM_POLL_S = 2.0  # how often a run waiting for another process's claim looks again
 
@@ -149,7 +164,21 @@ class Loaders:
     steps_per_epoch: int
 
 
+def check_splits(task: Task, data: TaskData) -> None:
+    """An empty split would fail deep inside torch (``torch.cat(): expected a non-empty list``);
+    name the task and the split instead."""
+    for split in ("train", "val", "test"):
+        try:
+            n = len(getattr(data, split))
+        except TypeError:  # an iterable dataset: its length is unknown
+            continue
+        if n == 0:
+            raise ValueError(f"task {task.name!r}: the {split} split of {data.dataset!r} ({data.source}) is empty "
+                             f"(0 examples); load_data must return at least one example per split")
+
+
 def make_loaders(task: Task, data: TaskData, budget: Budget, seed: int) -> Loaders:
+    check_splits(task, data)
     train = subset(data.train, budget.max_train_examples)
     val = subset(data.val, budget.max_eval_examples)
     test = subset(data.test, budget.max_eval_examples)
@@ -286,7 +315,7 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
     model = task.build_model(data, spec.width)  # same seed -> same initial base weights
     engine = spec.engine or DendriteEngine()
     loaders = make_loaders(task, data, budget, spec.seed)
-    workdir = Path(tempfile.mkdtemp(prefix="dendrobench-run-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{RUN_TMP_PREFIX}{os.getpid()}-"))
     ctx = EngineContext(epochs=budget.epochs, steps_per_epoch=loaders.steps_per_epoch,
                         higher_is_better=evaluator.higher_is_better, seed=spec.seed, device=device, workdir=workdir)
     try:
@@ -411,6 +440,40 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+# -- housekeeping -----------------------------------------------------------------------------
+def task_origin(requested: str, task: Task) -> dict[str, Any]:
+    """The task's own name and where it came from (entry point or import path): one task, one name
+    in the records, however it was asked for."""
+    from dendrobench.registry import plugins
+
+    cls = type(task)
+    name = str(getattr(task, "name", "") or requested)
+    origin: dict[str, Any] = {"name": name, "requested": requested, "class": f"{cls.__module__}:{cls.__qualname__}"}
+    registered = plugins("task")
+    if requested in registered:
+        origin.update(via="entry point", dist=registered[requested].dist)
+        if requested != name:
+            origin["clash"] = (f"task entry point {requested!r} loads a class named {name!r}; "
+                               f"its records say task {name!r}")
+    else:
+        origin["via"] = "import path"
+        if name in registered and registered[name].value != origin["class"]:
+            origin["clash"] = (f"task {requested!r} is named {name!r}, the name of another registered task "
+                               f"({registered[name].value}); their records would share one leaderboard row")
+    return origin
+
+
+def clean_stale_run_dirs() -> list[Path]:
+    """Scratch folders of runs whose process no longer exists (killed with SIGKILL)."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{RUN_TMP_PREFIX}*"):
+        pid = folder.name[len(RUN_TMP_PREFIX):].split("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 # -- the suite --------------------------------------------------------------------------------
 class Suite:
     """Runs every (seed, arm) of one task config, resuming from existing records."""
@@ -440,6 +503,14 @@ class Suite:
         if self.engine_cls.name == "none" and any(a != "baseline" for a in self.arms):
             self.echo("dendrites=none: only the baseline arm is run")
             self.arms = ["baseline"]
+        self.timeout = effective_timeout(run)
+        self.task_origin = task_origin(run.task, self.task)
+        if self.task_origin.get("clash"):
+            self.echo(f"warning: {self.task_origin['clash']}")
+        self._load_attempts: dict[int, list[str]] = {}  # network attempts while loading each seed's data
+        self._load_reported: set[int] = set()
+        for stale in clean_stale_files(self.results_dir) + clean_stale_run_dirs():
+            log.info("removed stale temporary file %s (left by a process that was killed)", stale)
 
     def identity(self, arm: str, seed: int) -> dict[str, Any]:
         """Everything that changes this run's result: the hash of it names the record."""
@@ -525,10 +596,13 @@ class Suite:
 
     def load(self, seed: int, cache: dict[int, TaskData | Exception]) -> TaskData:
         if seed not in cache:
+            attempts = self._load_attempts.setdefault(seed, [])
             try:
-                cache[seed] = self.task.load_data(self.run.data_source, seed,
-                                                  Path(self.run.data_root).expanduser() if self.run.data_root else None)
+                with self.network_guard(attempts):
+                    cache[seed] = self.task.load_data(
+                        self.run.data_source, seed, Path(self.run.data_root).expanduser() if self.run.data_root else None)
             except Exception as exc:  # noqa: BLE001 - recorded per run below
+                exc.dendrobench_stage = "load_data"  # type: ignore[attr-defined]
                 cache[seed] = exc
         got = cache[seed]
         if isinstance(got, Exception):
@@ -544,6 +618,8 @@ class Suite:
         announced = False
         while True:
             old = self.existing(path)
+            if old is not None and old["status"] == "failed" and str(path) in watchdog.timed_out_paths():
+                return old  # it timed out earlier in this same command (the process was restarted to go on)
             if old is not None and old["status"] != "failed":
                 self.echo(f"resume: {arm} seed {seed} already recorded ({path.name}, status {old['status']})")
                 return old
@@ -574,34 +650,58 @@ class Suite:
 
         ev = self.task.evaluator
         record = Record(
-            config_hash=digest, task=self.run.task, dataset=None, data_source=self.run.data_source, arm=arm,
+            config_hash=digest, task=self.task_origin["name"], dataset=None, data_source=self.run.data_source, arm=arm,
             engine=self.run.engine, seed=seed, budget=self.run.budget,
             metric={"name": ev.name, "higher_is_better": ev.higher_is_better},
             config=self.resolved_config(), env=self.env, started=utcnow(),
             protocol=self.run.protocol, claim=self.run.claim,
         )
+        record.extra["task_origin"] = {k: v for k, v in self.task_origin.items() if k != "name"}
+        record.extra["run_timeout_s"] = self.timeout
+        record.extra["network_guard"] = ("offline: connections and DNS lookups to non-loopback hosts blocked while "
+                                         "loading and training" if self.run.data_source == "offline" else "none (online)")
         bar = None
+        train_attempts: list[str] = []
+        stage = "load_data"
         t0 = time.perf_counter()
+        watch = watchdog.Watch(self.timeout, stuck=lambda: self.stuck(path, record))
         try:
-            data = self.load(seed, data_cache)
-            # wall_s is the arm's own cost: loading (shared by every arm of a seed) is kept apart
-            record.extra["data_load_s"] = round(time.perf_counter() - t0, 3)
-            record.dataset = data.dataset
-            record.extra["data_info"] = dict(data.info)
-            spec = self.arm_spec(arm, seed, data, by_arm)  # the wide arm's width search is set-up, not training
-            t0 = time.perf_counter()
-            bar = tqdm(desc=f"  {arm} s{seed}", unit="step", leave=False, disable=not show)
-            train_arm(self.task, data, self.budget, spec, self.device, record, progress=bar)
+            with watch:
+                data = self.load(seed, data_cache)
+                stage = "train"
+                # wall_s is the arm's own cost: loading (shared by every arm of a seed) is kept apart
+                record.extra["data_load_s"] = round(time.perf_counter() - t0, 3)
+                record.dataset = data.dataset
+                record.extra["data_info"] = dict(data.info)
+                spec = self.arm_spec(arm, seed, data, by_arm)  # the wide arm's width search is set-up, not training
+                t0 = time.perf_counter()
+                bar = tqdm(desc=f"  {arm} s{seed}", unit="step", leave=False, disable=not show)
+                with self.network_guard(train_attempts):
+                    train_arm(self.task, data, self.budget, spec, self.device, record, progress=bar)
+                attempts = self._load_attempts.get(seed, []) + train_attempts
+                if attempts:  # even one the plugin caught: an offline run that reached for the network is not ok
+                    more = f" (+{len(attempts) - 1} more)" if len(attempts) > 1 else ""
+                    raise NetworkBlocked(f"offline run of task {self.task_origin['name']!r} tried the network: "
+                                         f"{attempts[0]}{more}")
         except Diverged as exc:
             record.status, record.message = "diverged", str(exc)
-        except (KeyboardInterrupt, UserError):
+        except watchdog.RunTimeout:
+            record.status, record.message = "failed", f"timeout after {self.timeout:g} s (run_timeout_s)"
+        except UserError:
             # a user error (data to download by hand, a bad setting found late) is not a run that
             # failed: nothing is recorded and the CLI says it in one line
             raise
-        except Exception as exc:  # noqa: BLE001 - a failing run is recorded; the suite goes on
+        except BaseException as exc:  # noqa: BLE001 - a failing run is recorded; the suite goes on
+            if interrupts.stops_sweep(exc):  # a real Ctrl-C / SIGTERM: stop, finished runs are kept
+                raise
             record.status = "failed"
-            record.message = f"{type(exc).__name__}: {exc}"
-            record.extra["traceback"] = traceback.format_exc(limit=8)
+            stage = getattr(exc, "dendrobench_stage", stage)
+            prefix = "loading data failed: " if stage == "load_data" else ""
+            record.message = f"{prefix}{type(exc).__name__}: {exc}"
+            record.extra["failed_in"] = stage
+            record.extra["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
+            if stage == "load_data":
+                record.extra["blocked_arms"] = list(self.arms)
         finally:
             if bar is not None:
                 bar.close()
@@ -611,9 +711,34 @@ class Suite:
             record.cost["wall_s"] = round(elapsed, 3)
         record.finished = utcnow()
         write_record(path, record)
-        if record.status != "ok":
+        if record.extra.get("failed_in") == "load_data":
+            if seed not in self._load_reported:  # said once per seed, not once per arm it blocked
+                self._load_reported.add(seed)
+                self.echo(f"seed {seed}: {record.message} (arms not run: {', '.join(self.arms)})")
+        elif record.status != "ok":
             self.echo(f"{arm} seed {seed}: {record.status}: {record.message}")
         return record.to_dict()
+
+    def network_guard(self, attempts: list[str]) -> Any:
+        if self.run.data_source != "offline":
+            return nullcontext(attempts)
+        return no_network(attempts, label=f"task {self.task_origin['name']!r} (offline)")
+
+    def stuck(self, path: Path, record: Record) -> None:
+        """Called by the watchdog when a run did not stop after its timeout (stuck in native code)."""
+        record.status = "failed"
+        record.message = f"timeout after {self.timeout:g} s (run_timeout_s; stuck in native code)"
+        record.finished = utcnow()
+        try:
+            write_record(path, record)
+        except Exception as exc:  # noqa: BLE001 - the run is lost either way; say so
+            log.error("could not record the timed-out run %s: %s", path.name, exc)
+        self.echo(f"{record.arm} seed {record.seed}: failed: {record.message}; restarting to go on")
+        claim_path(path).unlink(missing_ok=True)  # ours: the restarted process (same pid) must not wait on it
+        if not watchdog.restart_process(str(path)):
+            log.warning("%s seed %s passed run_timeout_s but is stuck in native code; it cannot be stopped from "
+                        "inside this process (run it with the dendrobench command to have it stopped)",
+                        record.arm, record.seed)
 
     def arm_spec(self, arm: str, seed: int, data: TaskData, by_arm: dict[str, dict[str, Any]]) -> ArmSpec:
         report = self.run.report_split

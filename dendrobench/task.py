@@ -21,9 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from dendrobench.metrics import Evaluator, get_evaluator
-
-BUDGET_NAMES = ("smoke", "quick", "standard", "full")
-DATA_SOURCES = ("offline", "online")
+from dendrobench.settings import BUDGET_NAMES, DATA_SOURCES  # noqa: F401 - part of this module's API
 
 
 @dataclass(frozen=True)

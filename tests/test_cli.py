@@ -29,6 +29,15 @@ def run(args, env, cwd, timeout=120):
     ([TOY, "data.source=cloud"], "unknown data source 'cloud'; valid data sources: offline, online"),
     ([TOY, "results_dir=/etc/hostname/sub"], "results_dir .* is not a folder"),
     (["budget=smoke"], "no task given"),
+    # issue 13 items 9 and 18: one line, exit 2, before any training
+    ([TOY, "seed=0", "seeds=5"], "seed=0 and seeds=5 contradict each other"),
+    ([TOY, "+data.split=random"], "unknown setting 'data.split'; valid data settings: data.source, data.root"),
+    ([TOY, "data.split=random"], "unknown setting 'data.split'; valid data settings"),
+    ([TOY, "+colour=red"], "unknown setting 'colour'; valid settings: task"),
+    ([TOY, "arms=baseline,dendrites"], r"write arms=\[baseline,dendrites\]"),
+    ([TOY, "results_dir=/proc/x"], "results_dir '/proc/x' is not writable"),
+    (["-m", TOY, "results_dir=/proc/x"], "results_dir '/proc/x' is not writable"),
+    ([TOY, "run_timeout_s=-1"], "run_timeout_s must be >= 0"),
 ])
 def test_bad_input_is_one_line_exit_2(args, expect, cli_env, tmp_path):
     import re

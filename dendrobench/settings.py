@@ -1,0 +1,141 @@
+"""Every run setting, what it means and what it accepts: the one source for ``dendrobench --help``,
+the CLI's check of keys, and the README's settings table (a test keeps the README equal to
+:func:`markdown_table`). Defaults are read from ``conf/config.yaml``, the file Hydra composes, so
+they cannot drift either.
+
+Kept free of heavy imports: ``--help`` and a bad key answer without loading torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+CONF_DIR = Path(__file__).parent / "conf"
+
+# The closed sets of choices (re-exported by config.py and task.py, which import torch).
+ARMS = ("baseline", "dendrites", "wide", "compressed")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+BUDGET_NAMES = ("smoke", "quick", "standard", "full")
+DATA_SOURCES = ("offline", "online")
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    meaning: str
+    valid: str
+    open: bool = False  # a group whose sub-keys are checked by their owner (budget fields, engine parameters)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("task", "the task to run", "a registered task (`dendrobench list`) or an import path `pkg.module:Class`"),
+    Setting("claim", "a published claim to put on trial; it sets the task, data, options and budgets (docs/claims.md)",
+            "`null` or a claim id (`dendrobench list claims`)"),
+    Setting("dendrites", "dendrite engine; `dendrites.KEY=VALUE` sets its parameters (`dendrobench list engines`)",
+            "`none`, `gd`, `cc`, `perforatedai`", open=True),
+    Setting("budget", "training budget, the same for every arm",
+            "`smoke` (seconds), `quick` (~1 min per arm on 2 CPU cores), `standard` (paper-like on CPU), "
+            "`full` (the published setup, GPU scale)"),
+    Setting("budget_overrides", "change budget fields for every arm, e.g. `budget_overrides.epochs=5`",
+            "fields of the budget (`dendrobench list budgets`)", open=True),
+    Setting("task_options", "the task's protocol options, e.g. `task_options.split=random_stratified`",
+            "the options each task lists (`dendrobench list`)", open=True),
+    Setting("arms", "which arms to train", "a list in brackets of `baseline`, `dendrites`, `wide`, `compressed`"),
+    Setting("seeds", "run seeds `0..seeds-1`", "an integer >= 1 (not together with `seed`)"),
+    Setting("seed", "run exactly this one seed instead", "`null` or an integer >= 0 (not together with `seeds`)"),
+    Setting("results_dir", "where one JSON record per run goes (checked writable before any training)", "a folder"),
+    Setting("data.source", "which data", "`offline` (ships in a package or is generated; never touches the network, "
+            "enforced) or `online` (the real full dataset through its standard loader)"),
+    Setting("data.root", "where online data lives", "`null` (the loader's own cache folder) or a folder"),
+    Setting("device", "where to train", "`auto`, `cpu`, `cuda`, `mps`"),
+    Setting("compressed_width", "width of the compressed arm's base model", "a number in (0, 1]"),
+    Setting("wide_tolerance", "the wide arm's parameters must match the dendritic model's within this",
+            "a number in (0, 1)"),
+    Setting("threads", "torch threads per run; part of the record identity", "`null` (torch's default) or an integer >= 1"),
+    Setting("progress", "progress bars", "`null` (only on a terminal outside CI), `true`, `false`"),
+    Setting("run_timeout_s", "a run taking longer is stopped and recorded `failed` (the sweep goes on)",
+            "`null` (budget default: smoke 1800, quick 14400, standard and full none), `0` (no limit), "
+            "or seconds"),
+)
+
+
+def _flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        if key in ("defaults", "hydra"):
+            continue
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@cache
+def defaults() -> dict[str, Any]:
+    """``key -> default`` from conf/config.yaml (``dendrites`` from its defaults list)."""
+    import yaml
+
+    cfg = yaml.safe_load((CONF_DIR / "config.yaml").read_text())
+    flat = _flatten(cfg)
+    for entry in cfg.get("defaults", []):
+        if isinstance(entry, dict) and "dendrites" in entry:
+            flat["dendrites"] = entry["dendrites"]
+    return flat
+
+
+def keys() -> list[str]:
+    return [s.key for s in SETTINGS]
+
+
+def top_level_keys() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(k.split(".")[0] for k in keys()))
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ",".join(map(str, value)) + "]"
+    if isinstance(value, dict):
+        return "{}" if not value else str(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def check_key(key: str) -> str | None:
+    """None if ``key`` (``data.source``, ``budget_overrides.epochs``...) is read by something; else why not."""
+    known = keys()
+    if key in known:
+        return None
+    top = key.split(".")[0]
+    for s in SETTINGS:
+        if s.open and key.startswith(s.key + "."):
+            return None
+    if top in top_level_keys() and top not in known:  # a group such as data.*
+        group = [k for k in known if k.startswith(top + ".")]
+        return f"unknown setting {key!r}; valid {top} settings: {', '.join(group)}"
+    return f"unknown setting {key!r}; valid settings: {', '.join(known)}"
+
+
+def help_text() -> str:
+    """The settings block of ``dendrobench --help``."""
+    dflt = defaults()
+    lines = []
+    for s in SETTINGS:
+        plain = s.valid.replace("`", "")
+        lines.append(f"  {s.key} (default: {_show(dflt.get(s.key))})\n      {s.meaning.replace('`', '')}; "
+                     f"valid: {plain}")
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The README's settings table."""
+    dflt = defaults()
+    rows = ["| key | default | meaning | valid values |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = "—" if dflt.get(s.key) is None and s.key == "task" else f"`{_show(dflt.get(s.key))}`"
+        rows.append(f"| `{s.key}` | {default} | {s.meaning} | {s.valid} |")
+    return "\n".join(rows)
