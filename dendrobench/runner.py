@@ -614,7 +614,7 @@ class Suite:
         """Resume, or claim and train, one run. While another process holds its claim: wait for its
         record (``wait``) or return None so that the caller does something else first."""
         digest = config_hash(self.identity(arm, seed))
-        path = record_path(self.results_dir, self.run.task, arm, seed, digest)
+        path = self.record_path(arm, seed, digest)
         announced = False
         while True:
             old = self.existing(path)
@@ -719,6 +719,19 @@ class Suite:
             self.echo(f"{arm} seed {seed}: {record.status}: {record.message}")
         return record.to_dict()
 
+    def record_path(self, arm: str, seed: int, digest: str) -> Path:
+        """Records are named by the task's own name. One named by how an import-path task was asked
+        for (before records carried the task's name) is renamed, so it still resumes."""
+        path = record_path(self.results_dir, self.task_origin["name"], arm, seed, digest)
+        if self.run.task != self.task_origin["name"] and not path.exists():
+            legacy = record_path(self.results_dir, self.run.task, arm, seed, digest)
+            if legacy.exists():
+                try:
+                    legacy.rename(path)
+                except OSError:
+                    return legacy
+        return path
+
     def network_guard(self, attempts: list[str]) -> Any:
         if self.run.data_source != "offline":
             return nullcontext(attempts)
@@ -750,7 +763,7 @@ class Suite:
             return ArmSpec(arm, seed, width=float(self.run.compressed_width),
                            engine=self.engine_cls(self.run.engine_params), report=report)
         dend = by_arm.get("dendrites") or self.existing(
-            record_path(self.results_dir, self.run.task, "dendrites", seed, config_hash(self.identity("dendrites", seed))))
+            self.record_path("dendrites", seed, config_hash(self.identity("dendrites", seed))))
         if dend is None or dend.get("status") != "ok":
             raise RuntimeError("the wide arm matches the dendritic model's parameter count, "
                                "but the dendrites arm of this seed did not finish (or was not asked for)")

@@ -1,13 +1,18 @@
 """``dendrobench list``: what is registered -- tasks (with modality, metric, data), engines (with
-their parameters) and budgets. A plugin that fails to load is listed with its error."""
+their parameters) and budgets. A plugin that fails to load is listed with its error.
+
+Descriptions come from :mod:`dendrobench.commands.catalog`, so listing imports no task or engine
+(and no torch) unless one changed since the last listing.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+from dendrobench.commands.catalog import Catalog, fingerprint
 from dendrobench.errors import ConfigError
-from dendrobench.options import declared, fields_doc
-from dendrobench.registry import engine_names, get_engine_class, load_task_class, plugins, task_names
+from dendrobench.registry import plugins
 
 
 def _budget_line(name: str, b) -> str:
@@ -16,50 +21,71 @@ def _budget_line(name: str, b) -> str:
     return f"{name}: {steps}, batch {b.batch_size}, lr {b.lr:g}{extra}"
 
 
+def _describe_task(name: str) -> dict[str, Any]:
+    from dendrobench.options import declared, fields_doc
+    from dendrobench.registry import load_task_class
+
+    cls = load_task_class(name)
+    info = [f"{cls.modality:<10} metric={cls.metric:<11} {cls.description}"]
+    info += [f"  data.source={source}: {what}" for source, what in cls.datasets.items()]
+    options = declared(cls)
+    if options is not None:
+        info.append("  task_options: " + ", ".join(f"{k} ({v})" for k, v in fields_doc(options).items()))
+    budgets = [f"  budget {_budget_line(bname, budget)}" for bname, budget in cls.budgets.items()]
+    return {"info": info, "budgets": budgets}
+
+
+def _describe_engine(name: str) -> dict[str, Any]:
+    from dendrobench.registry import get_engine_class
+
+    cls = get_engine_class(name)
+    params = cls.parameters_doc()
+    return {"description": cls.description, "params": ", ".join(f"{k}={v}" for k, v in params.items())}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dendrobench list", description=__doc__)
     parser.add_argument("what", nargs="?", choices=["tasks", "engines", "budgets", "claims"], help="only one section")
     args = parser.parse_args(argv)
+    catalog = Catalog()
     out: list[str] = []
+    pad = " " * 16
     if args.what in (None, "tasks", "budgets"):
-        out.append("tasks:")
-        for name in task_names():
+        out.append("tasks:" if args.what != "budgets" else "budgets (budget=NAME; fields: budget_overrides.FIELD=VALUE):")
+        for name, plugin in sorted(plugins("task").items()):
             try:
-                cls = load_task_class(name)
+                desc = catalog.describe(fingerprint("task", name, plugin.value, plugin.dist),
+                                        lambda name=name: _describe_task(name))
             except ConfigError as exc:
                 out.append(f"  {name:<16} unavailable: {exc}")
                 continue
-            if args.what != "budgets":
-                out.append(f"  {name:<16} {cls.modality:<10} metric={cls.metric:<11} {cls.description}")
-                for source, what in cls.datasets.items():
-                    out.append(f"  {'':<16}   data.source={source}: {what}")
-                options = declared(cls)
-                if options is not None:
-                    out.append(f"  {'':<16}   task_options: " + ", ".join(
-                        f"{k} ({v})" for k, v in fields_doc(options).items()))
+            if args.what == "budgets":
+                out.append(f"  {name}")
+            else:
+                out.append(f"  {name:<16} {desc['info'][0]}")
+                out.extend(f"  {pad} {line}" for line in desc["info"][1:])
             if args.what in (None, "budgets"):
-                for bname, budget in cls.budgets.items():
-                    out.append(f"  {'':<16}   budget {_budget_line(bname, budget)}")
-            dist = plugins("task")[name].dist
-            if dist and dist != "dendrobench":
-                out.append(f"  {'':<16}   (plugin from {dist})")
+                out.extend(f"  {pad} {line}" for line in desc["budgets"])
+            if plugin.dist and plugin.dist != "dendrobench":
+                out.append(f"  {pad}   (plugin from {plugin.dist})")
     if args.what in (None, "engines"):
         out.append("engines (dendrites=NAME, parameters as dendrites.KEY=VALUE):")
-        for name in engine_names():
+        for name, plugin in sorted(plugins("engine").items()):
             try:
-                cls = get_engine_class(name)
+                desc = catalog.describe(fingerprint("engine", name, plugin.value, plugin.dist),
+                                        lambda name=name: _describe_engine(name))
             except ConfigError as exc:
                 out.append(f"  {name:<16} unavailable: {exc}")
                 continue
-            out.append(f"  {name:<16} {cls.description}")
-            params = cls.parameters_doc()
-            if params:
-                out.append(f"  {'':<16}   " + ", ".join(f"{k}={v}" for k, v in params.items()))
+            out.append(f"  {name:<16} {desc['description']}")
+            if desc["params"]:
+                out.append(f"  {pad}   {desc['params']}")
         dendrites = sorted(plugins("dendrite"))
         out.append(f"dendrite kinds (dendrites.dendrite=NAME): {', '.join(dendrites)}")
     if args.what in (None, "claims"):
         from dendrobench.published_claims import list_lines
 
         out.extend(list_lines())
+    catalog.save()
     print("\n".join(out))
     return 0
