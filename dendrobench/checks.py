@@ -1,6 +1,6 @@
 """The task plugin contract as named checks, in the spirit of scikit-learn's ``check_estimator``.
 
-A contributor's task is only useful to the benchmark if it keeps the contract of DESIGN.md: the
+A contributor's task is only useful to the benchmark if it keeps the contract of docs/plugins.md: the
 runner trusts the task for data and evaluation, so a split that leaks, a loader that reaches the
 network or a width multiplier that does nothing would silently corrupt every verdict built on it.
 Each clause of the contract is one named check, so a failure says *which* promise is broken and why.
@@ -48,13 +48,14 @@ import torch
 from dendrobench.errors import UserError
 from dendrobench.netguard import NetworkBlocked  # noqa: F401 - re-exported for plugins' tests
 from dendrobench.netguard import no_network as _no_network
+from dendrobench.scaffold import NAME_RE, NAME_RULE
 from dendrobench.task import BUDGET_NAMES, Budget, Task, TaskData
 
 PROG = "dendrobench check-task"
 MAX_TRAIN_STEPS = 200  # the smoke-training check never takes more steps than this
 WIDTHS = (0.5, 1.0, 2.0)
 KNOWN_MODALITIES = ("tabular", "image", "graph", "text", "3d-volume")
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # modality
 
 
 class CheckFailed(AssertionError):
@@ -242,8 +243,10 @@ def check_metadata(t: _TaskUnderTest) -> str:
             problems.append(f"{attr} must be one line")
     for attr in ("name", "modality"):
         value = getattr(task, attr, None)
-        if isinstance(value, str) and value and not _SLUG.match(value):
-            problems.append(f"{attr} {value!r} must be lower-case letters, digits, '-' or '_'")
+        if attr == "name" and isinstance(value, str) and value and not (NAME_RE.match(value) and len(value) <= 40):
+            problems.append(f"name {value!r} is not a valid task name: use {NAME_RULE} (the rule of new-task)")
+        elif attr == "modality" and isinstance(value, str) and value and not _SLUG.match(value):
+            problems.append(f"modality {value!r} must be lower-case letters, digits and '-'")
     version = getattr(task, "version", "1")
     if not isinstance(version, str):
         problems.append(f"version must be a string, got {version!r}")
@@ -278,7 +281,7 @@ def check_metric(t: _TaskUnderTest) -> str:
 
 
 def check_budgets(t: _TaskUnderTest) -> str:
-    """Every budget of DESIGN.md (smoke, quick, standard, full) exists, is a ``Budget`` and validates."""
+    """Every budget of docs/plugins.md (smoke, quick, standard, full) exists, is a ``Budget`` and validates."""
     budgets = getattr(t.task, "budgets", None)
     if not isinstance(budgets, Mapping):
         raise CheckFailed(f"budgets must be a dict of {', '.join(BUDGET_NAMES)} -> Budget, got {type(budgets).__name__}")
@@ -313,6 +316,30 @@ def check_offline_no_network(t: _TaskUnderTest) -> str:
         raise CheckFailed(f"load_data('offline') returned data with source={data.source!r}; records would mislabel it")
     sizes = ", ".join(f"{s} {len(getattr(data, s))}" for s in ("train", "val", "test") if hasattr(getattr(data, s), "__len__"))
     return f"no network used; dataset {data.dataset!r} ({sizes})"
+
+
+def check_sources_differ(t: _TaskUnderTest) -> str:
+    """``load_data('online')`` (under the network guard, so only data already on disk) must not return
+    the offline dataset: records name the data by ``TaskData.dataset``, so a loader that ignores
+    ``source`` would label offline results as online. A task with one dataset for both sources says
+    so with ``single_source = True``. If the online data is not available here, this is not checked."""
+    offline = t.data()
+    if getattr(t.task, "single_source", False):
+        return f"single source: dataset {offline.dataset!r} for offline and online"
+    task2 = t.fresh_task()
+    try:
+        with no_network([]):
+            online = task2.load_data("online", t.seed)
+    except Exception as exc:  # noqa: BLE001 - no online data here (or no network): nothing to compare
+        raise _Warn(f"online data not available here, not compared ({type(exc).__name__}: "
+                    f"{' '.join(str(exc).split())[:160]})") from None
+    if online.dataset == offline.dataset:
+        raise CheckFailed(f"load_data('online') returned dataset {online.dataset!r}, the same as offline: "
+                          f"load_data ignores source, or the dataset names do not say which data it is "
+                          f"(a task with one dataset for both sources sets single_source = True)")
+    if online.source != "online":
+        raise CheckFailed(f"load_data('online') returned data with source={online.source!r}")
+    return f"offline {offline.dataset!r}, online {online.dataset!r}"
 
 
 def check_split_determinism(t: _TaskUnderTest) -> str:
@@ -473,6 +500,7 @@ CHECKS: dict[str, Callable[[_TaskUnderTest], str]] = {
     "metric": check_metric,
     "budgets": check_budgets,
     "offline_no_network": check_offline_no_network,
+    "sources_differ": check_sources_differ,
     "split_determinism": check_split_determinism,
     "splits_disjoint": check_splits_disjoint,
     "metric_range": check_metric_range,

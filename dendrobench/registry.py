@@ -63,6 +63,18 @@ def _load(kind: str, name: str) -> Any:
         return import_object(target)
     except ConfigError:
         raise
+    except ModuleNotFoundError as exc:
+        module = target.partition(":")[0]
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            # the plugin's own module is missing (not a dependency inside it): say how to make it importable
+            raise PluginLoadError(
+                f"{kind} {name!r}: module {module!r} was not found (no module named {exc.name!r}); a {kind} given by "
+                f"import path must be importable: install its package (pip install -e PATH) or put the folder "
+                f"holding {module.split('.')[0]!r} on PYTHONPATH") from exc
+        raise PluginLoadError(f"{kind} {name!r} ({target}) failed to load: {type(exc).__name__}: {exc}") from exc
+    except AttributeError as exc:
+        module, _, attr = target.partition(":")
+        raise PluginLoadError(f"{kind} {name!r}: module {module!r} has no {attr!r} ({exc})") from exc
     except Exception as exc:  # a broken plugin is named, with what went wrong
         raise PluginLoadError(f"{kind} {name!r} ({target}) failed to load: {type(exc).__name__}: {exc}") from exc
 

@@ -56,7 +56,9 @@ class Names:
     @classmethod
     def from_task_name(cls, name: str) -> Names:
         module = name.replace("-", "_")
-        class_name = "".join(part.capitalize() for part in name.split("-")) + "Task"
+        parts = name.split("-")
+        # `my-task` -> MyTask (not MyTaskTask); `ecg-beats` -> EcgBeatsTask
+        class_name = "".join(p.capitalize() for p in parts) + ("" if parts[-1] == "task" else "Task")
         return cls(name=name, module=module, package=f"dendrobench_{module}", dist=f"dendrobench-{name}",
                    class_name=class_name)
 

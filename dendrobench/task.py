@@ -143,6 +143,9 @@ class Task:
     datasets: ClassVar[dict[str, str]] = {}  # data source -> what it is, shown by `dendrobench list`
     budgets: ClassVar[dict[str, Budget]]
     version: ClassVar[str] = "1"  # bump when data or model change results; part of the record hash
+    # True when offline and online are the same data (e.g. generated): check-task otherwise requires
+    # the two sources to return different TaskData.dataset names, so records say which data they used
+    single_source: ClassVar[bool] = False
 
     # The model configuration each budget trains (e.g. a small GIN for smoke/quick, Hu et al.'s at
     # standard/full); ``configure`` picks it into ``model_config`` for ``build_model`` to use.

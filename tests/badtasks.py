@@ -93,6 +93,7 @@ class IgnoresSource(Tiny):
     """Returns its offline data whatever ``source`` says."""
 
     datasets = {"offline": "generated spirals", "online": "the real spirals"}
+    single_source = False  # it claims two different datasets
 
     def load_data(self, source, seed, root=None):
         return TaskData(train=super().load_data("offline", seed).train, val=super().load_data("offline", seed).val,

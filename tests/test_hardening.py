@@ -260,3 +260,84 @@ def test_results_dir_that_cannot_be_written_is_refused_before_training(tmp_path)
 
     with pytest.raises(ConfigError, match="results_dir '/proc/x' is not writable"):
         check_writable(Path("/proc/x"))
+
+
+# -- item 4: a plugin that ignores `source` --------------------------------------------------------
+def test_check_task_catches_a_loader_that_ignores_source():
+    from dendrobench.checks import check_task
+
+    (r,) = check_task("badtasks:IgnoresSource", only=["sources_differ"])
+    assert r.status == "fail" and "returned dataset 'spirals', the same as offline" in r.reason
+    (r,) = check_task("badtasks:SingleSource", only=["sources_differ"])
+    assert r.status == "pass" and "single source" in r.reason
+    (r,) = check_task("toy_task:DownloadFirstSpirals", only=["sources_differ"])
+    assert r.status == "pass"  # declared single source
+
+
+def test_check_task_warns_when_online_data_is_not_here():
+    from toy_task import DownloadFirstSpirals
+
+    from dendrobench.checks import check_task
+
+    class TwoSources(DownloadFirstSpirals):
+        single_source = False
+
+    (r,) = check_task(TwoSources(), only=["sources_differ"])
+    assert r.status == "warn" and "online data not available here" in r.reason
+
+
+def test_record_carries_the_dataset_the_loader_returned(tmp_path):
+    rec = suite(tmp_path, "badtasks:IgnoresSource", arms=["baseline"], data_source="online").run_all()[0]
+    assert rec["data_source"] == "online" and rec["dataset"] == "spirals"
+
+
+# -- item 19: an import path that does not import ----------------------------------------------------
+def test_import_path_that_is_not_importable_says_how_to_fix_it():
+    from dendrobench.errors import ConfigError
+    from dendrobench.registry import get_task, refresh
+
+    refresh()
+    with pytest.raises(ConfigError, match=r"module 'mypkg.mytask' was not found .*must be importable: install its "
+                                          r"package .* or put the folder holding 'mypkg' on PYTHONPATH"):
+        get_task("mypkg.mytask:MyTask")
+    with pytest.raises(ConfigError, match=r"module 'toy_task' has no 'NoSuchTask'"):
+        get_task("toy_task:NoSuchTask")
+
+
+# -- item 20: check-task and new-task agree ----------------------------------------------------------
+def test_check_task_applies_the_new_task_name_rule(capsys):
+    from toy_task import SpiralTask
+
+    from dendrobench.checks import check_task
+
+    class Underscored(SpiralTask):
+        name = "my_task"
+
+    (r,) = check_task(Underscored(), only=["metadata"])
+    assert r.status == "fail" and "not a valid task name" in r.reason and "the rule of new-task" in r.reason
+
+
+def test_check_task_list_points_to_docs_in_the_repo(capsys):
+    from dendrobench import checks
+
+    assert checks.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "DESIGN.md" not in out and "docs/plugins.md" in out
+    assert (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").is_file()
+
+
+@pytest.mark.parametrize("name, cls", [("my-task", "MyTask"), ("ecg-beats", "EcgBeatsTask"), ("task", "Task")])
+def test_scaffold_class_names_do_not_repeat_task(name, cls):
+    from dendrobench.scaffold import Names
+
+    assert Names.from_task_name(name).class_name == cls
+
+
+# -- item 21: docs say what each evaluator expects -----------------------------------------------------
+def test_plugins_doc_lists_every_evaluators_expected_input():
+    from dendrobench.metrics import EVALUATORS
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text()
+    for name, ev in EVALUATORS.items():
+        assert f"| `{name}` | {ev.expected_input_format} |" in doc
+    assert "must override `predictions`" in doc

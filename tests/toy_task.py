@@ -32,6 +32,7 @@ class SpiralTask(Task):
     description = "two interleaved spirals (synthetic, for tests)"
     metric = "accuracy"
     datasets = {"offline": "generated spirals", "online": "generated spirals"}
+    single_source = True
     budgets = {
         "smoke": Budget(epochs=3, batch_size=64, lr=0.02, steps_per_epoch=5),
         "quick": Budget(epochs=12, batch_size=64, lr=0.02, steps_per_epoch=20),
