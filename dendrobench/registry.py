@@ -65,7 +65,7 @@ def _load(kind: str, name: str) -> Any:
         raise
     except ModuleNotFoundError as exc:
         module = target.partition(":")[0]
-        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+        if name not in known and exc.name and (module == exc.name or module.startswith(exc.name + ".")):
             # the plugin's own module is missing (not a dependency inside it): say how to make it importable
             raise PluginLoadError(
                 f"{kind} {name!r}: module {module!r} was not found (no module named {exc.name!r}); a {kind} given by "

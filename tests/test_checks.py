@@ -182,7 +182,7 @@ def test_nan_loss_fails_smoke_training():
 def test_bad_metadata_metric_and_budgets_fail():
     results = by_name(check_task(BadMetadata(), only=["metadata", "metric", "budgets"]))
     assert "description is missing" in results["metadata"].reason
-    assert "name 'Bad Name' must be lower-case" in results["metadata"].reason
+    assert "name 'Bad Name' is not a valid task name: use lower-case" in results["metadata"].reason
     assert "metric 'f1' is not a known evaluator" in results["metric"].reason
     assert "known: accuracy, mean_dice, perplexity, roc_auc" in results["metric"].reason
     assert "missing budget(s) standard, full" in results["budgets"].reason

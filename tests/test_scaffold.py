@@ -72,7 +72,7 @@ def test_force_keeps_other_files_and_backs_up_what_it_replaces(tmp_path):
     create("my-task", "tabular", target, force=True)
     assert (target / "notes.txt").read_text() == "my notes"
     assert (target / "dendrobench_my_task" / "task.py.bak").read_text() == "# my edits\n"
-    assert "class MyTaskTask(Task)" in task_py.read_text()
+    assert "class MyTask(Task)" in task_py.read_text()
     assert not (target / "pyproject.toml.bak").exists()  # identical files are left alone
     task_py.write_text("# edits again\n")
     create("my-task", "tabular", target, force=True)

@@ -80,7 +80,7 @@ def test_plugin_runs_end_to_end_through_the_console_script(installed, tmp_path, 
 def test_generated_package_installs_and_passes_check_task(installed, tmp_path, cli_env):
     out = _run(["check-task", SCAFFOLD_NAME], cli_env, tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert f"{SCAFFOLD_NAME}: OK: 9 passed, 0 failed" in out.stdout
+    assert f"{SCAFFOLD_NAME}: OK: 10 passed, 0 failed" in out.stdout
     assert "FAIL" not in out.stdout
 
 
