@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -17,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dendrobench.errors import UserError
 
@@ -26,6 +30,18 @@ PROTOCOLS = ("matched", "published")
 # Keys added after schema 1 was published, with the value an older record means by leaving them out
 # (issue 10): every record written before protocols existed was an ordinary, matched-budget run.
 LATER_DEFAULTS: dict[str, Any] = {"protocol": "matched", "claim": None}
+
+# Ranges: wide enough for any real run, tight enough that every number converts to a finite float
+# and sums of 10,000 of them stay finite (a 400-digit "parameter count" overflowed float() in the
+# leaderboard). Counts are integers; measurements are finite numbers; NaN/inf are stored as null.
+MAX_FLOAT = 1.0e300
+MAX_COUNT = 10**15  # parameters, steps, FLOPs-like counts: a quadrillion is far beyond any model here
+_FINITE_OR_NULL: dict[str, Any] = {"type": ["number", "null"], "minimum": -MAX_FLOAT, "maximum": MAX_FLOAT}
+_NONNEG_OR_NULL: dict[str, Any] = {"type": ["number", "null"], "minimum": 0, "maximum": MAX_FLOAT}
+_COUNT: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
+_COUNT_OR_NULL: dict[str, Any] = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_COUNT}
+# metric name -> value (null where the value was NaN or infinite)
+_METRICS: dict[str, Any] = {"type": "object", "additionalProperties": _FINITE_OR_NULL}
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -44,7 +60,7 @@ SCHEMA: dict[str, Any] = {
         "data_source": {"enum": ["offline", "online"]},
         "arm": {"enum": ["baseline", "dendrites", "wide", "compressed"]},
         "engine": {"type": "string"},
-        "seed": {"type": "integer"},
+        "seed": {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},  # what torch.manual_seed takes
         "budget": {"type": "string"},
         "protocol": {"enum": list(PROTOCOLS)},
         "claim": {"type": ["string", "null"]},
@@ -54,24 +70,40 @@ SCHEMA: dict[str, Any] = {
             "type": "object", "required": ["name", "higher_is_better"],
             "properties": {"name": {"type": "string"}, "higher_is_better": {"type": "boolean"}},
         },
-        "val": {"type": "object"},
-        "test": {"type": "object"},
-        "error": {"type": ["number", "null"]},
+        "val": _METRICS,
+        "test": _METRICS,
+        "error": _FINITE_OR_NULL,
         "params": {
             "type": "object", "required": ["train", "inference"],
-            "properties": {"train": {"type": ["integer", "null"]}, "inference": {"type": ["integer", "null"]}},
+            "properties": {"train": _COUNT_OR_NULL, "inference": _COUNT_OR_NULL},
         },
         "cost": {
             "type": "object",
             "required": ["steps", "epochs", "wall_s", "flops_per_sample", "peak_mem_mb", "energy_kwh"],
+            "properties": {
+                "steps": _COUNT, "epochs": {"type": "number", "minimum": 0, "maximum": MAX_COUNT},
+                "steps_per_epoch": _COUNT_OR_NULL, "wall_s": _NONNEG_OR_NULL,
+                "flops_per_sample": _NONNEG_OR_NULL, "peak_mem_mb": _NONNEG_OR_NULL,
+                "energy_kwh": _NONNEG_OR_NULL,
+            },
         },
-        "dendrites": {"type": "object"},
+        "dendrites": {
+            "type": "object",
+            "properties": {k: _COUNT_OR_NULL for k in ("cycles", "added", "at_selected", "final")},
+        },
         "history": {
             "type": "array",
-            "items": {"type": "object", "required": ["epoch", "step", "train_loss", "val", "event"]},
+            "items": {
+                "type": "object", "required": ["epoch", "step", "train_loss", "val", "event"],
+                "properties": {
+                    "epoch": _COUNT, "step": _COUNT, "train_loss": _FINITE_OR_NULL, "val": _METRICS,
+                    "event": {"type": ["string", "null"]},
+                },
+            },
         },
         "env": {"type": "object", "required": ["python", "torch", "dendrobench", "device", "git_commit"]},
         "config": {"type": "object"},
+        "extra": {"type": "object"},
         "started": {"type": "string"},
         "finished": {"type": ["string", "null"]},
     },
@@ -218,7 +250,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def write_record(path: Path, record: Record) -> None:
-    data = record.to_dict()
+    data = _finite(record.to_dict())  # validated as stored: NaN/inf become null first
     validate(data)
     atomic_write_json(path, data)
 
@@ -255,21 +287,98 @@ def validate(data: Any) -> None:
         raise RecordError(f"invalid at {where}: {error.message}")
 
 
-def read_record(path: Path) -> dict[str, Any]:
+# What a reader accepts (docs/results.md): a regular file of at most MAX_RECORD_BYTES, JSON nested at
+# most MAX_DEPTH levels, integers of at most MAX_INT_DIGITS digits, no NaN/Infinity literals. Anything
+# else is skipped with one line naming the file, so one hostile or broken file never stops a build.
+MAX_RECORD_BYTES = 20 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_INT_DIGITS = 300  # float() of any such integer is finite; Python refuses > 4,300 digits anyway
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = np.zeros(256, dtype=np.int8)
+_BRACKETS[[ord("["), ord("{")]] = 1
+_BRACKETS[[ord("]"), ord("}")]] = -1
+
+
+def _read_regular(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; never blocks on a FIFO or reads a device.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once; the type is checked on the open descriptor
+    (not the name, which could be swapped), and at most ``limit + 1`` bytes are ever read.
+    """
+    limit = MAX_RECORD_BYTES if limit is None else limit
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise RecordError(f"unreadable: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RecordError("not a regular file (a FIFO, device or socket): only regular files are read")
+        if st.st_size > limit:
+            raise RecordError(f"{st.st_size} bytes, larger than the {limit / 2**20:g} MB a record may have")
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise RecordError(f"larger than the {limit / 2**20:g} MB a record may have")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise RecordError(f"unreadable: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deeply JSON text nests arrays and objects (brackets inside strings do not count).
+
+    Measured on the text, before parsing, so a 1,000-deep document never reaches the recursive parser
+    or the page renderer (both would raise RecursionError).
+    """
+    depth = np.cumsum(_BRACKETS[np.frombuffer(_STRINGS.sub(b"", raw), dtype=np.uint8)], dtype=np.int64)
+    return int(depth.max()) if depth.size else 0
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise RecordError(f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_INT_DIGITS} are read)")
+    return int(text)
+
+
+def _parse_constant(name: str) -> float:
+    raise RecordError(f"{name} is not JSON (non-finite numbers are stored as null)")
+
+
+def parse_record(raw: bytes) -> dict[str, Any]:
+    """Bytes to a validated record, or :class:`RecordError` saying in one line what was wrong."""
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecordError(f"not valid JSON (corrupt: not UTF-8 text at byte {exc.start})") from None
+    depth = nesting_depth(raw)
+    if depth > MAX_DEPTH:
+        raise RecordError(f"JSON nested {depth} levels deep (at most {MAX_DEPTH} are read)")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
     except json.JSONDecodeError as exc:
         raise RecordError(f"not valid JSON (truncated or corrupt): {exc.msg} at line {exc.lineno}") from None
+    except RecordError:
+        raise
+    except RecursionError:
+        raise RecordError(f"JSON nested too deeply (at most {MAX_DEPTH} levels are read)") from None
+    except ValueError as exc:  # e.g. Python's own integer-length limit
+        raise RecordError(f"not usable JSON: {str(exc).splitlines()[0]}") from None
     validate(data)
     for key, default in LATER_DEFAULTS.items():
         data.setdefault(key, default)
     return data
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    return parse_record(_read_regular(Path(path)))
 
 
 def iter_records(results_dir: Path, problems: list[tuple[Path, str]] | None = None) -> Iterator[dict[str, Any]]:

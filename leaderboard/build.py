@@ -176,6 +176,23 @@ def slug(task: str) -> str:
     return f"{safe or 'task'}-{hashlib.sha1(task.encode()).hexdigest()[:8]}"
 
 
+MAX_TEXT = 10_000  # characters of one piece of free text shown on a page; the record keeps it whole
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """Long free text (a 50 MB failure message) shortened for pages, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters in the record]"
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ value }}`` a template prints: plain strings are clipped; our own Markup is not."""
+    if isinstance(value, str) and not isinstance(value, jinja2.utils.markupsafe.Markup):
+        return clip(value)
+    return value
+
+
 # -- one row, four outputs --------------------------------------------------------------------
 @dataclass
 class Cell:
@@ -347,10 +364,19 @@ def render_csv(rows: Sequence[IndexRow]) -> str:
     return buf.getvalue()
 
 
+_MD_ESCAPE = str.maketrans({c: "\\" + c for c in "\\[]"})
+
+
 def _md(text: str) -> str:
-    """Markdown renders inline HTML: escape it, and the pipe that would split the cell."""
+    """A table cell's text as inert Markdown.
+
+    Markdown renders inline HTML and link / image syntax: HTML is escaped as entities, and the
+    brackets that every link and image form needs (inline, reference, ``![img]``) are backslash-escaped,
+    so ``[x](javascript:alert(1))`` from a record is shown as those characters, never as a link.
+    """
+    text = clip(text).translate(_MD_ESCAPE)
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-            .replace("\n", " "))
+            .replace("\r", " ").replace("\n", " "))
 
 
 def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str) -> str:
@@ -503,7 +529,8 @@ def task_context(task: str, rows: Sequence[IndexRow]) -> dict[str, Any]:
 # -- the site ---------------------------------------------------------------------------------
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             finalize=_finalize)
     env.globals["css"] = jinja2.utils.markupsafe.Markup((HERE / "static" / "style.css").read_text(encoding="utf-8"))
     # JS is trusted package data; it is inlined verbatim, data goes through |tojson in a JSON block
     env.globals["sort_js"] = jinja2.utils.markupsafe.Markup((HERE / "static" / "table.js").read_text(encoding="utf-8"))
@@ -523,21 +550,71 @@ class BuildResult:
     problems: list[tuple[Path, str]]
 
 
+MANIFEST = ".dendrobench-site.json"
+_LEGACY_SITE = {"index.html", "leaderboard.md", "leaderboard.csv", "tasks"}
+
+
+def previous_build(out: Path, force: bool = False) -> list[str]:
+    """The files a previous build wrote into ``out`` (from its manifest), checked before writing.
+
+    A build replaces only what a build wrote: ``out`` must be new, empty, a previous site (its
+    manifest lists what may be replaced), or a site from before manifests existed (nothing in it is
+    deleted). Any other non-empty folder is refused unless ``force`` (then files are written beside
+    what is there, and nothing is deleted). ``out`` naming a file is a :class:`UserError`.
+    """
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder: give a new or empty folder for the site")
+    if not out.is_dir():
+        return []
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            files = [str(f) for f in data["files"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            files = None
+        if files is not None:
+            return files
+    entries = {p.name for p in out.iterdir()}
+    legacy = entries and entries <= _LEGACY_SITE and "index.html" in entries and (
+        "dendrobench leaderboard" in (out / "index.html").read_text(encoding="utf-8", errors="replace")[:4000])
+    if entries and not legacy and not force:
+        raise UserError(f"--out {out} is a non-empty folder that is not a dendrobench site (no {MANIFEST}); "
+                        "give a new or empty folder, or add --force to write into it (nothing in it is deleted)")
+    return []
+
+
+def _write_manifest(out: Path, written: Sequence[Path], previous: Sequence[str]) -> None:
+    """Record what this build wrote, and delete what the previous build wrote and this one did not."""
+    names = sorted(p.relative_to(out).as_posix() for p in written)
+    root = out.resolve()
+    for name in sorted(set(previous) - set(names)):
+        old = (out / name)
+        try:  # only plain files inside the site that a build wrote: a manifest edited by hand cannot reach out
+            if old.resolve().parent.is_relative_to(root) and old.is_file() and not old.is_symlink():
+                old.unlink()
+        except OSError:
+            pass
+    (out / MANIFEST).write_text(json.dumps({"generator": PROG, "files": names}, indent=1) + "\n", encoding="utf-8")
+
+
 def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
                warn: Callable[[str], None] | None = None, claims_path: Path | None = None,
-               generated: str | None = None) -> BuildResult:
-    """Read records, compute the statistics and write the whole site into ``out``."""
+               generated: str | None = None, force: bool = False) -> BuildResult:
+    """Read records, compute the statistics and write the whole site into ``out``.
+
+    ``out`` may be new, empty or a previous site; see :func:`previous_build` for the rest.
+    """
+    out = Path(out)
+    previous = previous_build(out, force)
     records, problems = load_records(results_dirs, warn)
     claims = load_claims(claims_path)
     rows = [make_row(g, claims) for g in stats.summarize(records)]
-    out = Path(out)
     (out / "tasks").mkdir(parents=True, exist_ok=True)
     generated = generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     env = _env()
     common = {"generated": generated, "min_seeds": stats.MIN_PAIRS, "alpha": stats.ALPHA}
 
-    for stale in (out / "tasks").glob("*.html"):  # pages of tasks no longer in the results
-        stale.unlink()
     pages: dict[str, Path] = {}
     by_task: dict[str, list[IndexRow]] = {}
     for row in rows:
@@ -561,6 +638,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     md.write_text(render_markdown(rows, len(problems), generated), encoding="utf-8")
     csv_path = out / "leaderboard.csv"
     csv_path.write_text(render_csv(rows), encoding="utf-8")
+    _write_manifest(out, [index, md, csv_path, *pages.values()], previous)
     return BuildResult(out, index, pages, md, csv_path, rows, problems)
 
 
@@ -612,6 +690,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR", help="folders of run records (searched recursively)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="SITE_DIR", help=f"output folder (default: ./{DEFAULT_OUT})")
     p.add_argument("--claims", type=Path, default=None, help="another reference.yaml of published claims")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty folder that is not a previous site (nothing in it is deleted)")
     return p
 
 
@@ -619,12 +699,16 @@ def main(argv: list[str] | None = None) -> int:
     """``dendrobench leaderboard RESULTS_DIR... --out SITE_DIR``; 0 on success, 2 on a user error."""
     args = _parser().parse_args(argv)
     try:
-        res = build_site(args.results_dirs, args.out, claims_path=args.claims)
+        res = build_site(args.results_dirs, args.out, claims_path=args.claims, force=args.force)
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except (OSError, yaml.YAMLError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"{PROG}: error: cannot write the site: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except yaml.YAMLError as exc:
+        print(f"{PROG}: error: claims file is not valid YAML: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     n = sum(len(r.group.records) for r in res.rows)
     print(f"leaderboard: {len(res.rows)} row(s) from {n} run(s), {len(res.pages)} task page(s)"

@@ -108,7 +108,7 @@ def test_markdown_and_csv_agree_with_html(tmp_path: Path) -> None:
     csv_rows = list(csv.DictReader(res.csv.open()))
     assert len(table.rows) == len(md_rows) == len(csv_rows) == 2
     for html_row, md_row, csv_row in zip(table.rows, md_rows, csv_rows):
-        md_cells = [html.unescape(c.strip().replace("\\|", "|")) for c in md_row.strip("|").split(" | ")]
+        md_cells = [html.unescape(re.sub(r"\\([\\\[\]|])", r"\1", c.strip())) for c in md_row.strip("|").split(" | ")]
         assert [text for text, _ in html_row] == md_cells
         cells = dict(zip(table.cols, html_row))
         assert cells["task"][0].startswith(csv_row["task"])
@@ -228,3 +228,68 @@ def test_site_is_reproducible(tmp_path: Path) -> None:
     b = build_site([results], tmp_path / "b", generated="x")
     assert a.index.read_text().replace(str(tmp_path / "a"), "") == b.index.read_text().replace(str(tmp_path / "b"), "")
     assert a.csv.read_text() == b.csv.read_text()
+
+
+# -- issue 13 items 10, 11, 14 ----------------------------------------------------------------
+def test_hostile_files_are_skipped_and_the_site_is_built(tmp_path: Path, capsys) -> None:
+    import os
+
+    results = _results(tmp_path)
+    good = json.loads(next(results.glob("bbbp__baseline__seed0__*.json")).read_text())
+    (results / "deep.json").write_text("[" * 1000 + "]" * 1000)
+    (results / "bigint.json").write_text(json.dumps(good).replace('"seed": 0', '"seed": ' + "9" * 4400))
+    (results / "p400.json").write_text(json.dumps({**good, "params": {"train": 1, "inference": 10**399}}))
+    (results / "vlist.json").write_text(json.dumps({**good, "history": [{**good["history"][0], "val": [1]}]}))
+    os.mkfifo(results / "x.json")
+    (results / "zero.json").symlink_to("/dev/zero")
+    assert main([str(results), "--out", str(tmp_path / "site")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 6 and all(line.startswith("warning: skipping ") for line in err)
+    assert "Skipped record files (6)" in (tmp_path / "site" / "index.html").read_text()
+
+
+def test_out_never_deletes_files_it_did_not_write(tmp_path: Path, capsys) -> None:
+    results = _results(tmp_path)
+    site = tmp_path / "site"
+    first = build_site([results], site, generated="x")
+    mine = (site / "tasks" / "mine.html")
+    mine.write_text("my notes")
+    # a rebuild without wikitext2 drops that page (the previous build wrote it) and keeps mine.html
+    for p in results.glob("wikitext2__*.json"):
+        p.unlink()
+    build_site([results], site, generated="x")
+    assert mine.read_text() == "my notes" and not first.pages["wikitext2"].exists()
+    assert json.loads((site / build.MANIFEST).read_text())["files"] == sorted(
+        ["index.html", "leaderboard.md", "leaderboard.csv", first.pages["bbbp"].relative_to(site).as_posix()])
+    # a non-empty folder that is not a site is refused (one line, exit 2) unless --force
+    other = tmp_path / "docs"
+    (other / "tasks").mkdir(parents=True)
+    (other / "tasks" / "report.html").write_text("keep")
+    assert main([str(results), "--out", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "not a dendrobench site" in err and "--force" in err
+    assert not (other / "index.html").exists()
+    assert main([str(results), "--out", str(other), "--force"]) == 0
+    assert (other / "tasks" / "report.html").read_text() == "keep" and (other / "index.html").exists()
+    # --out naming a file: one line, exit 2, the file untouched
+    f = tmp_path / "file.txt"
+    f.write_text("data")
+    assert main([str(results), "--out", str(f)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "is a file" in err and f.read_text() == "data"
+
+
+def test_markdown_neutralises_links_and_pages_clip_long_text(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    link = "[x](javascript:alert(1)) ![i](http://e/x.png) [r][1]"
+    recs = rf.paired(link, {"baseline": [.3, .3, .3], "dendrites": [.2, .2, .2]}, modality="graph")
+    huge = "y" * 3_000_000
+    recs.append(rf.make_record(link, "wide", 0, None, status="failed", message=huge))
+    paths = rf.write(results, recs)
+    res = build_site([results], tmp_path / "site")
+    md = res.markdown.read_text()
+    assert "\\[x\\](javascript:alert(1))" in md and "\\!" not in md
+    assert not re.search(r"(?<!\\)\[", md.split("| task |")[1].replace("\\[", "").replace("\\]", ""))
+    page = res.pages[link].read_text()
+    assert len(page) < 200_000 and "more characters in the record" in page
+    assert json.loads(paths[-1].read_text())["message"] == huge  # the record keeps it whole

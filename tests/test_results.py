@@ -93,3 +93,70 @@ def test_hash_is_stable_and_sensitive():
     p = record_path(tmp := __import__("pathlib").Path("/r"), "a/b<c>", "wide", 3, config_hash(a))
     assert p.parent == tmp and "/" not in p.name.replace(".json", "") and "<" not in p.name
     assert os.path.basename(p).startswith("a_b_c___wide__seed3__")
+
+
+# -- issue 13 item 10: one bad file never stops a reader ---------------------------------------
+def _good(tmp_path):
+    rec = make_record(val={"accuracy": 0.9}, test={"accuracy": 0.8}, error=0.2,
+                      history=[{"epoch": 1, "step": 10, "train_loss": 0.5, "val": {"accuracy": 0.9}, "event": None}])
+    write_record(tmp_path / "good.json", rec)
+    return json.loads((tmp_path / "good.json").read_text())
+
+
+def _problems(tmp_path):
+    problems = []
+    found = list(iter_records(tmp_path, problems))
+    return found, {p.name: why for p, why in problems}
+
+
+def test_hostile_json_is_skipped_with_one_line_each(tmp_path):
+    good = _good(tmp_path)
+    (tmp_path / "deep.json").write_text("[" * 1000 + "]" * 1000)
+    (tmp_path / "deep_in_config.json").write_text(
+        json.dumps({**good, "config": {}}).replace('"config": {}', '"config": ' + "[" * 200 + "]" * 200))
+    (tmp_path / "bigint.json").write_text(json.dumps({**good, "seed": 0}).replace('"seed": 0', '"seed": ' + "9" * 5000))
+    (tmp_path / "params400.json").write_text(json.dumps({**good, "params": {"train": 1, "inference": int("9" * 400)}}))
+    (tmp_path / "params200.json").write_text(json.dumps({**good, "params": {"train": 1, "inference": 10**200}}))
+    (tmp_path / "val_list.json").write_text(json.dumps({**good, "history": [{**good["history"][0], "val": [0.5]}]}))
+    (tmp_path / "nan.json").write_text(json.dumps({**good, "error": float("nan")}))
+    (tmp_path / "negparams.json").write_text(json.dumps({**good, "params": {"train": -5, "inference": 3}}))
+    (tmp_path / "val_str.json").write_text(json.dumps({**good, "test": {"accuracy": "high"}}))
+    found, why = _problems(tmp_path)
+    assert len(found) == 1 and found[0]["error"] == 0.2
+    assert set(why) == {"deep.json", "deep_in_config.json", "bigint.json", "params400.json", "params200.json",
+                        "val_list.json", "nan.json", "negparams.json", "val_str.json"}
+    assert "nested 1000 levels" in why["deep.json"] and "nested 201 levels" in why["deep_in_config.json"]
+    assert "5000 digits" in why["bigint.json"]
+    assert "400 digits" in why["params400.json"] and "params/inference" in why["params200.json"]
+    assert "history/0/val" in why["val_list.json"]
+    assert "NaN" in why["nan.json"] and "params/train" in why["negparams.json"]
+    assert all("\n" not in w for w in why.values())
+
+
+def test_only_regular_files_of_bounded_size_are_read(tmp_path, monkeypatch):
+    import dendrobench.results as results
+
+    _good(tmp_path)
+    os.mkfifo(tmp_path / "x.json")  # opening it for reading would block forever
+    (tmp_path / "zero.json").symlink_to("/dev/zero")  # reading it never ends
+    monkeypatch.setattr(results, "MAX_RECORD_BYTES", 5000)
+    (tmp_path / "huge.json").write_text(json.dumps({"message": "x" * 6000}))
+    found, why = _problems(tmp_path)
+    assert len(found) == 1
+    assert "not a regular file" in why["x.json"] and "not a regular file" in why["zero.json"]
+    assert "larger than" in why["huge.json"]
+
+
+def test_tightened_schema_still_reads_what_the_runner_writes(tmp_path):
+    """Every shape the runner writes stays valid: extra cost/dendrite keys, nulls, epochs, events."""
+    rec = make_record(
+        status="diverged", message="loss is NaN", error=None, val={"accuracy": float("inf")},
+        params={"train": None, "inference": None},
+        cost={"steps": 300, "epochs": 30, "wall_s": 1.9, "flops_per_sample": 30912.0, "peak_mem_mb": 839.8,
+              "energy_kwh": None, "steps_per_epoch": 10},
+        dendrites={"cycles": 2, "added": 6, "at_selected": 6, "final": 6, "engine_note": "pai"},
+        history=[{"epoch": 1, "step": 10, "train_loss": float("nan"), "val": {"accuracy": None, "loss": 2.0},
+                  "event": "dendrites_added"}],
+        extra={"selected_epoch": 1, "data_info": {"rows": 10**9}})
+    write_record(tmp_path / "r.json", rec)
+    assert read_record(tmp_path / "r.json")["val"] == {"accuracy": None}
