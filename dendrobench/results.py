@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import socket
 import stat
 import tempfile
@@ -19,8 +18,6 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from dendrobench.errors import UserError
 
@@ -259,18 +256,107 @@ class RecordError(ValueError):
     """A record that cannot be used: unreadable, truncated, wrong schema version, missing keys."""
 
 
-@lru_cache(maxsize=1)
-def _validator() -> Any:
+# The nested parts of SCHEMA (metrics, params, cost, dendrites, history) hold most of a record's
+# values; jsonschema walks them at ~50 us a value, four times what the whole record took before they
+# were typed (a 10,000-record leaderboard went from ~10 s to ~40 s). Readers check them with
+# _check_nested (the same rules, one pass in plain Python) and give jsonschema only the shallow rest;
+# writers validate against the full SCHEMA. tests/test_results.py holds both to the same verdicts.
+_NESTED = ("val", "test", "params", "cost", "dendrites", "history")
+READ_SCHEMA: dict[str, Any] = {
+    **SCHEMA,
+    "properties": {**SCHEMA["properties"], **{k: {key: v for key, v in SCHEMA["properties"][k].items()
+                                                   if key in ("type", "required")} for k in _NESTED}},
+}
+
+
+@lru_cache(maxsize=2)
+def _validator(full: bool = True) -> Any:
     """The schema compiled once: ``jsonschema.validate`` re-checks the schema itself on every call,
     19 of its 20 ms per record (3 minutes for a 10,000-record leaderboard)."""
     import jsonschema
 
-    cls = jsonschema.validators.validator_for(SCHEMA)
-    cls.check_schema(SCHEMA)
-    return cls(SCHEMA)
+    schema = SCHEMA if full else READ_SCHEMA
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
 
 
-def validate(data: Any) -> None:
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and -MAX_FLOAT <= v <= MAX_FLOAT
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT
+
+
+def _check_nested(data: dict[str, Any]) -> None:
+    """SCHEMA's rules for the nested parts (see _NESTED), as one pass in plain Python."""
+    def fail(where: str, value: Any, what: str) -> None:
+        shown = repr(value)
+        raise RecordError(f"invalid at {where}: {shown[:60] + '...' if len(shown) > 60 else shown} is not {what}")
+
+    def metrics(obj: Any, where: str) -> None:
+        if not isinstance(obj, dict):
+            fail(where, obj, "an object of metric values")
+        for k, v in obj.items():
+            if v is not None and not _is_num(v):
+                fail(f"{where}/{k}", v, "a finite number or null")
+
+    metrics(data["val"], "val")
+    metrics(data["test"], "test")
+    for k in ("train", "inference"):
+        v = data["params"][k]
+        if v is not None and not _is_count(v):
+            fail(f"params/{k}", v, f"an integer from 0 to {MAX_COUNT} or null")
+    cost = data["cost"]
+    if not _is_count(cost["steps"]):
+        fail("cost/steps", cost["steps"], f"an integer from 0 to {MAX_COUNT}")
+    if not (_is_num(cost["epochs"]) and 0 <= cost["epochs"] <= MAX_COUNT):
+        fail("cost/epochs", cost["epochs"], f"a number from 0 to {MAX_COUNT}")
+    if cost.get("steps_per_epoch") is not None and not _is_count(cost["steps_per_epoch"]):
+        fail("cost/steps_per_epoch", cost["steps_per_epoch"], "an integer or null")
+    for k in ("wall_s", "flops_per_sample", "peak_mem_mb", "energy_kwh"):
+        v = cost[k]
+        if v is not None and not (_is_num(v) and v >= 0):
+            fail(f"cost/{k}", v, "a finite number >= 0 or null")
+    for k in ("cycles", "added", "at_selected", "final"):
+        v = data["dendrites"].get(k)
+        if v is not None and not _is_count(v):
+            fail(f"dendrites/{k}", v, f"an integer from 0 to {MAX_COUNT} or null")
+    for i, h in enumerate(data["history"]):
+        if not isinstance(h, dict):
+            fail(f"history/{i}", h, "an object")
+        missing = [k for k in ("epoch", "step", "train_loss", "val", "event") if k not in h]
+        if missing:
+            raise RecordError(f"invalid at history/{i}: missing {', '.join(missing)}")
+        for k in ("epoch", "step"):
+            if not _is_count(h[k]):
+                fail(f"history/{i}/{k}", h[k], f"an integer from 0 to {MAX_COUNT}")
+        if h["train_loss"] is not None and not _is_num(h["train_loss"]):
+            fail(f"history/{i}/train_loss", h["train_loss"], "a finite number or null")
+        metrics(h["val"], f"history/{i}/val")
+        if h["event"] is not None and not isinstance(h["event"], str):
+            fail(f"history/{i}/event", h["event"], "a string or null")
+
+
+def _depth_within(obj: Any, limit: int) -> bool:
+    """Whether ``obj`` nests lists/dicts at most ``limit`` deep (iterative: no recursion to overflow)."""
+    stack = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in node if isinstance(child, (dict, list)))
+    return True
+
+
+def validate(data: Any, *, full: bool = True) -> None:
+    """Raise :class:`RecordError` naming the first problem. ``full=False`` (readers) checks the same
+    rules faster: jsonschema for the shallow part, :func:`_check_nested` for the nested part."""
     import jsonschema
 
     if not isinstance(data, dict):
@@ -281,10 +367,14 @@ def validate(data: Any) -> None:
     missing = [k for k in SCHEMA["required"] if k not in data]
     if missing:
         raise RecordError(f"missing keys: {', '.join(missing)}")
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    if not _depth_within(data, MAX_DEPTH):
+        raise RecordError(f"nested more than {MAX_DEPTH} levels deep")
+    error = jsonschema.exceptions.best_match(_validator(full).iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(top)"
         raise RecordError(f"invalid at {where}: {error.message}")
+    if not full:
+        _check_nested(data)
 
 
 # What a reader accepts (docs/results.md): a regular file of at most MAX_RECORD_BYTES, JSON nested at
@@ -293,10 +383,6 @@ def validate(data: Any) -> None:
 MAX_RECORD_BYTES = 20 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 300  # float() of any such integer is finite; Python refuses > 4,300 digits anyway
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_BRACKETS = np.zeros(256, dtype=np.int8)
-_BRACKETS[[ord("["), ord("{")]] = 1
-_BRACKETS[[ord("]"), ord("}")]] = -1
 
 
 def _read_regular(path: Path, limit: int | None = None) -> bytes:
@@ -332,16 +418,6 @@ def _read_regular(path: Path, limit: int | None = None) -> bytes:
         os.close(fd)
 
 
-def nesting_depth(raw: bytes) -> int:
-    """How deeply JSON text nests arrays and objects (brackets inside strings do not count).
-
-    Measured on the text, before parsing, so a 1,000-deep document never reaches the recursive parser
-    or the page renderer (both would raise RecursionError).
-    """
-    depth = np.cumsum(_BRACKETS[np.frombuffer(_STRINGS.sub(b"", raw), dtype=np.uint8)], dtype=np.int64)
-    return int(depth.max()) if depth.size else 0
-
-
 def _parse_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise RecordError(f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_INT_DIGITS} are read)")
@@ -358,9 +434,6 @@ def parse_record(raw: bytes) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecordError(f"not valid JSON (corrupt: not UTF-8 text at byte {exc.start})") from None
-    depth = nesting_depth(raw)
-    if depth > MAX_DEPTH:
-        raise RecordError(f"JSON nested {depth} levels deep (at most {MAX_DEPTH} are read)")
     try:
         data = json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
     except json.JSONDecodeError as exc:
@@ -371,7 +444,7 @@ def parse_record(raw: bytes) -> dict[str, Any]:
         raise RecordError(f"JSON nested too deeply (at most {MAX_DEPTH} levels are read)") from None
     except ValueError as exc:  # e.g. Python's own integer-length limit
         raise RecordError(f"not usable JSON: {str(exc).splitlines()[0]}") from None
-    validate(data)
+    validate(data, full=False)
     for key, default in LATER_DEFAULTS.items():
         data.setdefault(key, default)
     return data

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 import yaml
 
 from dendrobench import results, stats
@@ -155,19 +156,36 @@ def fmt_count(v: float | None) -> str:
     return f"{v:.0f}"
 
 
+def fmt_p(p: float | None) -> str:
+    """A p-value as a reader expects it: two significant digits, "< 0.001" below that."""
+    if p is None or not math.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
 def verdict_text(c: stats.Comparison) -> str:
     """The verdict as shown: "better (p = 0.031)" when significant, else the verdict itself."""
     if c.significant and c.p_value is not None:
-        return f"{c.verdict} (p = {c.p_value:.3f})"
+        return f"{c.verdict} (p = {fmt_p(c.p_value)})"
     return c.verdict
 
 
 def verdict_class(c: stats.Comparison) -> str:
-    if c.verdict == "better":
+    if c.verdict == stats.BETTER:
         return "sig-pos"
-    if c.verdict == "worse":
+    if c.verdict == stats.WORSE:
         return "sig-neg"
-    return "anecdotal" if c.too_few or c.verdict == stats.PIPELINE_CHECK else ""
+    if c.verdict == stats.PIPELINE_CHECK:
+        return "pipeline"
+    return "anecdotal" if c.too_few else ""
+
+
+NULL_ARM_WARNING = "selected model has 0 dendrites: this row compares the baseline with itself"
+
+
+def null_warning(c: stats.Comparison) -> str:
+    """Said wherever a dendritic arm without dendrites is compared (issue 9 item 5)."""
+    return NULL_ARM_WARNING if c.null_arm else ""
 
 
 def slug(task: str) -> str:
@@ -193,6 +211,14 @@ def _finalize(value: Any) -> Any:
     return value
 
 
+# What "±" and "[low, high]" mean, said once and shown wherever they appear (HTML and Markdown).
+# (the run table's convention too: "±" is always a standard deviation, an interval is always brackets)
+PM_MEANING = "the standard deviation over seeds (not an interval)"
+CI_MEANING = "the 95 % Student-t confidence interval of the mean over seed pairs"
+PLUS_MINUS = f"± is {PM_MEANING}"
+BRACKETS = f"[low, high] is {CI_MEANING}"
+
+
 # -- one row, four outputs --------------------------------------------------------------------
 @dataclass
 class Cell:
@@ -204,31 +230,43 @@ class Cell:
     cls: str = ""
 
 
-# (id, header, tooltip) - the index columns, shared by the HTML and Markdown tables
+# (id, header, tooltip): the index table's columns; they fit 1280 px. Everything else about a row
+# is in DETAILS (a fold-out row on the index; full columns in Markdown and CSV).
 COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("task", "task", "task (dataset): one row per task, dataset, data source, engine and budget"),
+    ("task", "task", "one row per comparison: task, dataset, data source, engine, budget and every setting "
+                     "that changes a result; what differs between rows of one task is shown under the name"),
+    ("baseline", "baseline", f"test metric of the base model; {PLUS_MINUS}"),
+    ("dendrites", "dendrites", f"test metric with dendrites; {PLUS_MINUS}"),
+    ("rer", "RER vs baseline", f"relative error reduction, mean over seed pairs; {BRACKETS}"),
+    ("p", "p", "two-sided p-value of the paired test on the seed pairs (dendrites vs baseline)"),
+    ("verdict", "verdict", "better / worse only at p < 0.05; smoke runs are pipeline checks, never verdicts"),
+    ("rer_wide", "RER vs wide", f"dendrites against the base model widened to the same parameters; {BRACKETS}"),
+    ("seeds", "pairs", "complete seed pairs behind the RER vs baseline"),
+)
+DETAILS: tuple[tuple[str, str, str], ...] = (
     ("source", "data", "offline: the stand-in shipped with the task; online: the real full dataset"),
     ("modality", "modality", ""),
     ("engine", "engine", "dendrite engine"),
-    ("budget", "budget", "training budget (identical optimizer steps for every arm)"),
+    ("budget", "budget", "training budget (identical optimizer steps for every arm under the matched protocol)"),
+    ("grade", "grade", "smoke: pipeline check; quick: indicative; publishable: >= 10 seed pairs at standard/full"),
+    ("protocol", "protocol", "matched: equal budgets; published: a claim's own procedure"),
+    ("settings", "settings", "what differs from the other rows of this task"),
     ("metric", "metric", "test metric; ↑ higher is better, ↓ lower is better"),
-    ("baseline", "baseline", "test metric, mean ± SD over seeds (95 % t-interval of the mean in the tooltip)"),
-    ("dendrites", "dendrites", "test metric, mean ± SD over seeds (95 % t-interval of the mean in the tooltip)"),
-    ("wide", "wide", "capacity control: the base model widened to the dendritic model's parameters"),
-    ("rer", "RER vs baseline", "relative error reduction, mean over seed pairs [95 % t-interval of the mean]"),
+    ("wide", "wide", f"capacity control's test metric; {PLUS_MINUS}"),
+    ("diff", "effect", f"mean paired difference of the test metric, dendrites against baseline in the metric's "
+                       f"units (positive = better); {BRACKETS}"),
     ("p_improve", "P(improve)", "fraction of seed pairs where dendrites had the lower error"),
-    ("verdict", "verdict", f"better / worse only at p < {stats.ALPHA} (two-sided exact sign-flip test on paired error differences); "
-                           f"needs at least {stats.MIN_PAIRS} seed pairs; smoke budgets are a pipeline check"),
-    ("rer_wide", "RER vs wide", "dendrites against the capacity-matched control"),
+    ("verdict_wide", "verdict vs wide", "the paired test against the capacity control"),
     ("rer_compressed", "compressed vs baseline", "RER of the narrower dendritic model against the full base"),
-    ("seeds", "seeds", "seed pairs behind the RER vs baseline"),
     ("failures", "failed", "failed or diverged runs, all arms (counted, never dropped)"),
-    ("params", "params ×", "inference parameters, dendrites / baseline"),
+    ("params", "params ×", "inference parameters of the selected model, dendrites / baseline"),
     ("flops", "FLOPs ×", "forward FLOPs per sample, dendrites / baseline"),
     ("time", "time ×", "training wall-clock, dendrites / baseline"),
     ("steps", "steps ×", "optimizer steps, dendrites / baseline (1.00 under a matched budget)"),
+    ("versions", "versions", "package versions that differ between the runs of this row"),
     ("claim", "published claim", "what others published for this task; conditions on the task page"),
 )
+ALL_COLUMNS = COLUMNS + DETAILS
 
 
 @dataclass
@@ -239,10 +277,28 @@ class IndexRow:
     page: str
     claims: list[dict[str, Any]]
     cells: dict[str, Cell] = field(default_factory=dict)
+    anchor: str = ""
+    grade: str = ""  # "smoke" | "quick" | "standard" | "full" | another budget name
+    publishable: bool = False
+    label: str = ""
+    warning: str = ""
 
     @property
     def key(self) -> stats.GroupKey:
         return self.group.key
+
+    @property
+    def smoke(self) -> bool:
+        return self.grade == "smoke"
+
+    @property
+    def href(self) -> str:
+        return f"{self.page}#{self.anchor}"
+
+    @property
+    def title(self) -> str:
+        k = self.key
+        return k.task + (f" ({k.dataset})" if k.dataset and k.dataset != k.task else "")
 
 
 def _arm_cell(g: stats.GroupSummary, arm: str) -> Cell:
@@ -252,42 +308,83 @@ def _arm_cell(g: stats.GroupSummary, arm: str) -> Cell:
     iv = a.test_metric
     title = f"{a.ok} ok of {a.runs} runs"
     if iv.low is not None and iv.high is not None and iv.n >= 2:
-        title += f"; 95 % interval [{fmt_value(iv.low)}, {fmt_value(iv.high)}]"
+        title += f"; 95 % interval of the mean [{fmt_value(iv.low)}, {fmt_value(iv.high)}]"
     return Cell(fmt_interval(iv), iv.mean, title)
 
 
 def _rer_cell(c: stats.Comparison) -> Cell:
-    cls = "sig-pos" if c.verdict == "better" else "sig-neg" if c.verdict == "worse" else ""
     title = f"{c.rer.n} pairs with a defined RER; {c.unpaired} unpaired; {c.undefined} with zero reference error"
-    return Cell(fmt_rer(c.rer), c.rer.mean, title, cls)
+    return Cell(fmt_rer(c.rer), c.rer.mean, title, verdict_class(c) if c.verdict in ("better", "worse") else "")
+
+
+def _signed(v: float) -> str:
+    return ("+" if v > 0 else "") + fmt_value(v)
+
+
+def _diff_cell(c: stats.Comparison) -> Cell:
+    """The effect in the metric's own units: mean paired difference [95 % interval]."""
+    d = c.diff
+    if d.mean is None:
+        return Cell("–", None)
+    text = _signed(d.mean)
+    if d.low is not None and d.high is not None and d.n >= 2:
+        text += f" [{_signed(d.low)}, {_signed(d.high)}]"
+    return Cell(text, d.mean, f"{d.n} pairs")
+
+
+def grade_of(g: stats.GroupSummary) -> str:
+    return str(g.grade or g.key.budget)
+
+
+def _claim_rer(claim: dict[str, Any]) -> float | None:
+    """The claim's figure on the RER axis, when it is one (an RER, or an RER the registry derived)."""
+    for key in ("rer", "claimed_rer"):
+        v = stats._num(claim.get(key))
+        if v is not None:
+            return v
+    if claim.get("quantity") == "rer":
+        return stats._num(claim.get("value"))
+    return None
 
 
 def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
     k = g.key
-    row = IndexRow(group=g, page=f"tasks/{slug(k.task)}.html", claims=claims_for(k.task, claims))
+    row_id = g.row_id or hashlib.sha1(repr(tuple(k)).encode()).hexdigest()[:10]
+    row = IndexRow(group=g, page=f"tasks/{slug(k.task)}.html", claims=claims_for(k.task, claims),
+                   anchor=f"row-{row_id}", grade=grade_of(g), publishable=g.publishable, label=g.label or "")
     cb, cw, cc = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide"), g.comparison(
         "compressed", "baseline")
-    vcls = verdict_class(cb)
+    row.warning = null_warning(cb)
     fails = Counter({a: s.failed + s.diverged for a, s in g.arms.items()})
     claim_cell = "; ".join(claim_text(c) for c in row.claims if c.get("kind") == "claim") or "–"
-    task_text = k.task + (f" ({k.dataset})" if k.dataset and k.dataset != k.task else "")
+    mixed = g.mixed_versions
+    grade_text = "publishable" if row.publishable else {"smoke": "pipeline check", "quick": "quick"}.get(
+        row.grade, row.grade)
+    protocol, claim_id = g.protocol, g.claim
+    verdict = verdict_text(cb) + (" · no dendrites" if row.warning else "")
     row.cells = {
-        "task": Cell(task_text, k.task.lower(), g.description),
+        "task": Cell(row.title, k.task.lower(), g.description),
+        "baseline": _arm_cell(g, "baseline"),
+        "dendrites": _arm_cell(g, "dendrites"),
+        "rer": _rer_cell(cb),
+        "p": Cell(fmt_p(cb.p_value), cb.p_value, f"{cb.pairs} complete pairs"),
+        "verdict": Cell(verdict, cb.verdict, row.warning, verdict_class(cb) + (" warn" if row.warning else "")),
+        "rer_wide": _rer_cell(cw),
+        "seeds": Cell(str(cb.pairs), cb.pairs, f"{len(g.seeds)} distinct seeds in this row"),
         "source": Cell(k.data_source, k.data_source),
         "modality": Cell(g.modality, g.modality),
         "engine": Cell(k.engine, k.engine),
         "budget": Cell(k.budget, k.budget),
+        "grade": Cell(grade_text, grade_text),
+        "protocol": Cell(protocol + (f" ({claim_id})" if claim_id else ""), protocol),
+        "settings": Cell(row.label or "–", row.label),
         "metric": Cell(f"{g.metric} {'↑' if g.higher_is_better else '↓'}", g.metric),
-        "baseline": _arm_cell(g, "baseline"),
-        "dendrites": _arm_cell(g, "dendrites"),
         "wide": _arm_cell(g, "wide"),
-        "rer": _rer_cell(cb),
+        "diff": _diff_cell(cb),
         "p_improve": Cell(fmt_pct(cb.p_improvement, signed=False), cb.p_improvement,
                           f"{cb.improved} of {cb.pairs} pairs improved"),
-        "verdict": Cell(verdict_text(cb), cb.verdict, "", vcls),
-        "rer_wide": _rer_cell(cw),
+        "verdict_wide": Cell(verdict_text(cw), cw.verdict, "", verdict_class(cw)),
         "rer_compressed": _rer_cell(cc),
-        "seeds": Cell(str(cb.rer.n), cb.rer.n, f"{len(g.seeds)} distinct seeds in this row"),
         "failures": Cell(str(sum(fails.values())), sum(fails.values()),
                          ", ".join(f"{a}: {n}" for a, n in fails.items() if n) or "none",
                          "warn" if sum(fails.values()) else ""),
@@ -295,10 +392,34 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
         "flops": Cell(fmt_ratio(cb.cost_ratios.get("flops_per_sample")), cb.cost_ratios.get("flops_per_sample")),
         "time": Cell(fmt_ratio(cb.cost_ratios.get("wall_s")), cb.cost_ratios.get("wall_s")),
         "steps": Cell(fmt_ratio(cb.cost_ratios.get("steps")), cb.cost_ratios.get("steps")),
+        "versions": Cell("; ".join(f"{p} {', '.join(v)}" for p, v in sorted(mixed.items())) or "one set",
+                         "", "the same comparison run with different package versions" if mixed else ""),
         "claim": Cell(claim_cell, claim_cell.lower(),
                       " | ".join(str(c.get("conditions", "")) for c in row.claims if c.get("kind") == "claim")),
     }
     return row
+
+
+def _estimate(kind: str, c: stats.Comparison) -> svg.Estimate:
+    r = c.rer
+    tip = (f"dendrites vs {kind}: RER {fmt_rer(r)}, p {fmt_p(c.p_value)}, {c.pairs} pairs -> "
+           f"{verdict_text(c)}")
+    return svg.Estimate(kind, r.mean, r.low, r.high, tip, c.verdict in ("better", "worse"))
+
+
+def forest_rows(rows: Sequence[IndexRow], link: Callable[[IndexRow], str | None]) -> list[svg.ForestRow]:
+    out = []
+    for row in rows:
+        g, k = row.group, row.key
+        cb, cw = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide")
+        marks = [(v, f"published: {claim_text(c)} (RER {v * 100:+.1f} %)") for c in row.claims
+                 if c.get("kind") == "claim" and (v := _claim_rer(c)) is not None]
+        sub = " · ".join(x for x in (k.engine, row.cells["grade"].text, k.data_source, f"{cb.pairs} pairs",
+                                     row.label) if x)
+        label = row.title + (" ⚠" if row.warning else "")
+        out.append(svg.ForestRow(label, sub, link(row), [_estimate("baseline", cb), _estimate("wide", cw)],
+                                 marks, muted=row.smoke))
+    return out
 
 
 def _n(v: float | None) -> float | str:
@@ -307,14 +428,17 @@ def _n(v: float | None) -> float | str:
 
 CSV_FIELDS = (
     "task", "dataset", "data_source", "modality", "engine", "budget", "metric", "higher_is_better",
+    "row_id", "label", "grade", "publishable", "protocol", "claim",
     "baseline_mean", "baseline_low", "baseline_high", "baseline_ok", "baseline_failed",
     "dendrites_mean", "dendrites_low", "dendrites_high", "dendrites_ok", "dendrites_failed",
     "wide_mean", "wide_low", "wide_high", "wide_ok", "wide_failed",
     "compressed_mean", "compressed_low", "compressed_high", "compressed_ok", "compressed_failed",
-    "rer_mean", "rer_low", "rer_high", "rer_pairs", "p_improvement", "significant", "anecdotal", "verdict",
-    "rer_wide_mean", "rer_wide_low", "rer_wide_high", "rer_wide_pairs", "p_improvement_wide", "verdict_wide",
+    "rer_mean", "rer_low", "rer_high", "rer_pairs", "p_value", "diff_mean", "diff_low", "diff_high",
+    "p_improvement", "significant", "anecdotal", "verdict", "null_arm",
+    "rer_wide_mean", "rer_wide_low", "rer_wide_high", "rer_wide_pairs", "p_value_wide", "p_improvement_wide",
+    "verdict_wide",
     "rer_compressed_mean", "rer_compressed_low", "rer_compressed_high", "rer_compressed_pairs", "verdict_compressed",
-    "params_ratio", "flops_ratio", "time_ratio", "steps_ratio", "failures", "published_claim",
+    "params_ratio", "flops_ratio", "time_ratio", "steps_ratio", "failures", "mixed_versions", "published_claim",
 )
 
 
@@ -324,6 +448,8 @@ def csv_record(row: IndexRow) -> dict[str, Any]:
     out: dict[str, Any] = {
         "task": k.task, "dataset": k.dataset or "", "data_source": k.data_source, "modality": g.modality,
         "engine": k.engine, "budget": k.budget, "metric": g.metric, "higher_is_better": g.higher_is_better,
+        "row_id": row.anchor.removeprefix("row-"), "label": row.label, "grade": row.grade,
+        "publishable": row.publishable, "protocol": g.protocol, "claim": g.claim or "",
     }
     for arm in stats.ARMS:
         a = g.arms.get(arm)
@@ -337,15 +463,20 @@ def csv_record(row: IndexRow) -> dict[str, Any]:
                     f"{prefix}_high": _n(c.rer.high), f"{prefix}_pairs": c.rer.n})
     cb, cw, cc = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide"), g.comparison(
         "compressed", "baseline")
+    d = cb.diff
+    mixed = g.mixed_versions
     out.update({
+        "p_value": _n(cb.p_value), "diff_mean": _n(d.mean), "diff_low": _n(d.low), "diff_high": _n(d.high),
         "p_improvement": _n(cb.p_improvement), "significant": cb.significant, "anecdotal": cb.anecdotal,
-        "verdict": cb.verdict, "p_improvement_wide": _n(cw.p_improvement), "verdict_wide": cw.verdict,
-        "verdict_compressed": cc.verdict,
+        "verdict": cb.verdict, "null_arm": cb.null_arm,
+        "p_value_wide": _n(cw.p_value), "p_improvement_wide": _n(cw.p_improvement),
+        "verdict_wide": cw.verdict, "verdict_compressed": cc.verdict,
         "params_ratio": _n(cb.cost_ratios.get("params")), "flops_ratio": _n(cb.cost_ratios.get("flops_per_sample")),
         "time_ratio": _n(cb.cost_ratios.get("wall_s")), "steps_ratio": _n(cb.cost_ratios.get("steps")),
-        "failures": g.failures, "published_claim": row.cells["claim"].text if row.cells["claim"].text != "–" else "",
+        "failures": g.failures, "mixed_versions": "; ".join(f"{p} {'/'.join(v)}" for p, v in sorted(mixed.items())),
+        "published_claim": row.cells["claim"].text if row.cells["claim"].text != "–" else "",
     })
-    return out
+    return {k: clip(v) if isinstance(v, str) else v for k, v in out.items()}
 
 
 def _csv_safe(v: Any) -> Any:
@@ -380,22 +511,35 @@ def _md(text: str) -> str:
 
 
 def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str) -> str:
-    head = [h for _, h, _ in COLUMNS]
+    head = [h for _, h, _ in ALL_COLUMNS]
+    smoke = sum(r.smoke for r in rows)
     lines = ["# dendrobench leaderboard", "",
              f"Generated {generated} from {sum(len(r.group.records) for r in rows)} runs"
-             + (f" ({skipped} unusable record file(s) skipped)" if skipped else "") + ".",
-             "RER = (error_baseline − error_dendrites) / error_baseline per seed pair; mean [95 % t-interval "
-             "of the mean over seed pairs]. Arm columns: test metric, mean ± SD over seeds. Verdict: better / "
-             f"worse only at p < {stats.ALPHA} in a two-sided exact sign-flip test of the paired error "
-             f"differences, which needs at least {stats.MIN_PAIRS} seed pairs; smoke runs are a pipeline check.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
-        lines.append("| " + " | ".join(_md(row.cells[c].text) for c, _, _ in COLUMNS) + " |")
+             + (f" ({skipped} unusable record file(s) skipped)" if skipped else "") + ".", "",
+             "- RER = (error_baseline − error_dendrites) / error_baseline per seed pair, averaged; "
+             f"{BRACKETS}.",
+             f"- Arm columns: test metric, mean ± SD; {PLUS_MINUS}. Effect: mean paired difference of the test "
+             "metric in its own units [95 % interval].",
+             f"- Verdict: better / worse only at p < {stats.ALPHA} in a two-sided exact sign-flip test of the "
+             f"paired error differences, which needs at least {stats.MIN_PAIRS} seed pairs; smoke rows are "
+             "pipeline checks without a verdict; publishable = at least "
+             f"{stats.PUBLISH_MIN_PAIRS} seed pairs at a standard or full budget.",
+             ]
+    if smoke:
+        lines.append(f"- {smoke} smoke row(s) (pipeline checks) are listed last, grade \"pipeline check\".")
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in sorted(rows, key=lambda r: r.smoke):
+        lines.append("| " + " | ".join(_md(row.cells[c].text) for c, _, _ in ALL_COLUMNS) + " |")
+    warned = [r for r in rows if r.warning]
+    if warned:
+        lines += [""] + [f"- ⚠ {_md(r.title)} ({_md(r.key.engine)}, {_md(r.key.budget)}): {r.warning}" for r in warned]
     return "\n".join(lines) + "\n"
 
 
 # -- task pages -------------------------------------------------------------------------------
 def _curves(g: stats.GroupSummary) -> svg.Markup | None:
+    """Validation metric per step: each arm's mean over seeds with a band of ± one SD over seeds;
+    single seeds are drawn thin only when an arm has one seed (there is no band to draw then)."""
     metric = g.metric
     series: list[svg.Series] = []
     for arm in stats.ARMS:
@@ -403,26 +547,29 @@ def _curves(g: stats.GroupSummary) -> svg.Markup | None:
         if not recs:
             continue
         by_step: dict[float, list[float]] = {}
-        for i, r in enumerate(recs):
-            pts, cyc = [], []
+        cycles: list[tuple[float, float]] = []
+        for r in recs:
             for h in r["history"]:
                 v = stats._num((h.get("val") or {}).get(metric))
                 s = stats._num(h.get("step"))
                 if v is None or s is None:
                     continue
-                pts.append((s, v))
                 by_step.setdefault(s, []).append(v)
                 if h.get("event") == "dendrites_added":
-                    cyc.append((s, v))
-            if i < MAX_CURVE_SEEDS:
-                series.append(svg.Series(arm, f"{arm}, seed {r['seed']}", pts, cyc))
-        mean = [(s, sum(v) / len(v)) for s, v in sorted(by_step.items())]
-        series.append(svg.Series(arm, f"{arm}, mean of {len(recs)} seeds", mean, mean=True))
+                    cycles.append((s, v))
+        steps = sorted(by_step)
+        mean = [(s, float(np.mean(by_step[s]))) for s in steps]
+        band = [(s, m - sd, m + sd) for (s, m) in mean
+                if len(by_step[s]) >= 2 and (sd := float(np.std(by_step[s], ddof=1))) >= 0]
+        n = len(recs)
+        series.append(svg.Series(arm, f"{arm}, mean of {n} seed{'s' if n != 1 else ''}", mean,
+                                 cycles[:200], mean=True, band=band))
     return svg.line_chart(f"validation {metric} during training", "optimizer step", f"validation {metric}", series)
 
 
 def _scatter(g: stats.GroupSummary, what: str) -> svg.Markup | None:
     pts = []
+    by_arm: dict[str, list[float]] = {}
     for r in g.records:
         if not stats.usable(r):
             continue
@@ -431,9 +578,19 @@ def _scatter(g: stats.GroupSummary, what: str) -> svg.Markup | None:
         if x is None:
             continue
         err = float(r["error"])
+        by_arm.setdefault(r["arm"], []).append(x)
         pts.append((r["arm"], x, err, f"{r['arm']}, seed {r['seed']}: error {err:.4g}, {fmt_count(x)} {what}"))
+    means = []
+    for arm, xs in by_arm.items():
+        e = g.arms[arm].error
+        if e.mean is None:
+            continue
+        ci = (f" [{fmt_value(e.low)}, {fmt_value(e.high)}]" if e.low is not None and e.high is not None else "")
+        means.append(svg.ArmMean(arm, float(np.mean(xs)), e.mean, e.low, e.high, min(xs), max(xs),
+                                 f"{arm}: mean test error {fmt_value(e.mean)}{ci} over {e.n} seeds "
+                                 f"(bars: 95 % interval of the mean), {fmt_count(float(np.mean(xs)))} {what}"))
     label = "inference parameters" if what == "params" else "forward FLOPs per sample"
-    return svg.scatter(f"test error vs {label}", label, "test error", pts)
+    return svg.scatter(f"test error vs {label}", label, "test error", pts, means)
 
 
 def _seed_rows(g: stats.GroupSummary) -> list[dict[str, Any]]:
@@ -500,10 +657,10 @@ def _arm_rows(g: stats.GroupSummary) -> list[dict[str, str]]:
 def _comparison_rows(g: stats.GroupSummary) -> list[dict[str, Any]]:
     out = []
     for (arm, ref), c in g.comparisons.items():
-        out.append({"name": f"{arm} vs {ref}", "rer": fmt_rer(c.rer), "p": fmt_pct(c.p_improvement, signed=False),
+        out.append({"name": f"{arm} vs {ref}", "rer": fmt_rer(c.rer), "p_value": fmt_p(c.p_value),
+                    "diff": _diff_cell(c).text, "p": fmt_pct(c.p_improvement, signed=False),
                     "pairs": c.pairs, "unpaired": c.unpaired, "undefined": c.undefined,
-                    "verdict": verdict_text(c),
-                    "cls": verdict_class(c),
+                    "verdict": verdict_text(c), "cls": verdict_class(c), "warning": null_warning(c),
                     "params": fmt_ratio(c.cost_ratios.get("params")),
                     "flops": fmt_ratio(c.cost_ratios.get("flops_per_sample")),
                     "time": fmt_ratio(c.cost_ratios.get("wall_s")), "steps": fmt_ratio(c.cost_ratios.get("steps"))})
@@ -514,16 +671,22 @@ def task_context(task: str, rows: Sequence[IndexRow]) -> dict[str, Any]:
     groups = []
     for row in rows:
         g = row.group
+        cb = g.comparison("dendrites", "baseline")
         groups.append({
             "key": g.key, "row": row, "arms": _arm_rows(g), "comparisons": _comparison_rows(g),
+            "verdict": row.cells["verdict"], "headline": {c: row.cells[c] for c in ("rer", "p", "rer_wide", "seeds")},
+            "diff": _diff_cell(cb).text, "metric": g.metric,
             "seed_rows": _seed_rows(g), "seed_arms": [a for a in stats.ARMS if a in g.arms],
             "comparison_names": [f"{a}/{r}" for a, r in stats.COMPARISONS],
             "curves": _curves(g), "scatter_params": _scatter(g, "params"), "scatter_flops": _scatter(g, "flops"),
-            "provenance": _provenance(g), "anchor": "g-" + hashlib.sha1(repr(tuple(g.key)).encode()).hexdigest()[:10],
+            "provenance": _provenance(g), "anchor": row.anchor,
+            "versions": sorted(g.mixed_versions.items()),
         })
     first = rows[0].group
+    forest = svg.forest(f"{task}: dendrites, RER per row", forest_rows(rows, lambda r: f"#{r.anchor}"))
     return {"task": task, "description": first.description, "modality": first.modality, "metric": first.metric,
-            "higher_is_better": first.higher_is_better, "groups": groups, "claims": rows[0].claims}
+            "higher_is_better": first.higher_is_better, "groups": groups, "claims": rows[0].claims,
+            "forest": forest}
 
 
 # -- the site ---------------------------------------------------------------------------------
@@ -613,7 +776,9 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     (out / "tasks").mkdir(parents=True, exist_ok=True)
     generated = generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     env = _env()
-    common = {"generated": generated, "min_seeds": stats.MIN_PAIRS, "alpha": stats.ALPHA}
+    common = {"generated": generated, "min_seeds": stats.MIN_PAIRS, "alpha": stats.ALPHA,
+              "plus_minus": PLUS_MINUS, "brackets": BRACKETS,
+              "pm_meaning": PM_MEANING, "ci_meaning": CI_MEANING}
 
     pages: dict[str, Path] = {}
     by_task: dict[str, list[IndexRow]] = {}
@@ -626,11 +791,15 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
         pages[task] = path
 
     data = [csv_record(r) for r in rows]
+    index_link = lambda r: r.href  # noqa: E731
+    forest_main = svg.forest("dendrites, RER per row", forest_rows([r for r in rows if not r.smoke], index_link))
+    forest_all = svg.forest("dendrites, RER per row (smoke rows included)", forest_rows(rows, index_link))
     modalities = sorted({r.group.modality for r in rows})
     engines = sorted({r.key.engine for r in rows})
     index = out / "index.html"
     index.write_text(env.get_template("index.html.j2").render(
-        **common, rows=rows, columns=COLUMNS, data=data, modalities=modalities, engines=engines,
+        **common, rows=rows, columns=COLUMNS, details=DETAILS, data=data, modalities=modalities, engines=engines,
+        forest_main=forest_main, forest_all=forest_all, n_smoke=sum(r.smoke for r in rows),
         sources=sorted({r.key.data_source for r in rows}),
         problems=[(str(p), why) for p, why in problems], claims=claims, n_records=len(records),
         results_dirs=[str(d) for d in results_dirs]), encoding="utf-8")

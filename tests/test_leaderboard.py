@@ -39,7 +39,8 @@ def _results(tmp_path: Path) -> Path:
 
 
 class _Table(HTMLParser):
-    """The index table's header ids and, per row, each cell's text and data-sort."""
+    """The index table's header ids and, per row, each cell's text and data-sort: the main row's cells
+    first, then the fold-out details (``<dd data-col=...>``) in their order."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -48,6 +49,7 @@ class _Table(HTMLParser):
         self._in_table = self._in_cell = False
         self._text = ""
         self._sort: str | None = None
+        self._end = ""
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -55,18 +57,18 @@ class _Table(HTMLParser):
             self._in_table = True
         if not self._in_table:
             return
-        if tag == "th":
+        if tag == "th" and a.get("data-col") != "more":
             self.cols.append(a.get("data-col") or "")
         elif tag == "tr" and "data-engine" in a:
             self.rows.append([])
-        elif tag == "td":
-            self._in_cell, self._text, self._sort = True, "", a.get("data-sort")
+        elif (tag == "td" and "data-sort" in a) or (tag == "dd" and "data-col" in a):
+            self._in_cell, self._text, self._sort, self._end = True, "", a.get("data-sort"), tag
 
     def handle_endtag(self, tag):
         if tag == "table":
             self._in_table = False
-        if tag == "td" and self._in_cell:
-            self.rows[-1].append((self._text.strip(), self._sort))
+        if tag == self._end and self._in_cell:
+            self.rows[-1].append((" ".join(self._text.split()), self._sort))
             self._in_cell = False
 
     def handle_data(self, data):
@@ -109,8 +111,11 @@ def test_markdown_and_csv_agree_with_html(tmp_path: Path) -> None:
     assert len(table.rows) == len(md_rows) == len(csv_rows) == 2
     for html_row, md_row, csv_row in zip(table.rows, md_rows, csv_rows):
         md_cells = [html.unescape(re.sub(r"\\([\\\[\]|])", r"\1", c.strip())) for c in md_row.strip("|").split(" | ")]
-        assert [text for text, _ in html_row] == md_cells
-        cells = dict(zip(table.cols, html_row))
+        assert len(html_row) == len(md_cells) == len(build.ALL_COLUMNS)
+        # the task cell adds the grade pill and a line of settings under the name
+        assert html_row[0][0].startswith(md_cells[0])
+        assert [text for text, _ in html_row[1:]] == md_cells[1:]
+        cells = dict(zip([c for c, _, _ in build.ALL_COLUMNS], html_row))
         assert cells["task"][0].startswith(csv_row["task"])
         # every number the HTML sorts by is the CSV's number
         for col, field in (("rer", "rer_mean"), ("p_improve", "p_improvement"), ("params", "params_ratio"),

@@ -125,7 +125,7 @@ def test_hostile_json_is_skipped_with_one_line_each(tmp_path):
     assert len(found) == 1 and found[0]["error"] == 0.2
     assert set(why) == {"deep.json", "deep_in_config.json", "bigint.json", "params400.json", "params200.json",
                         "val_list.json", "nan.json", "negparams.json", "val_str.json"}
-    assert "nested 1000 levels" in why["deep.json"] and "nested 201 levels" in why["deep_in_config.json"]
+    assert "nested too deeply" in why["deep.json"] and "nested more than 64" in why["deep_in_config.json"]
     assert "5000 digits" in why["bigint.json"]
     assert "400 digits" in why["params400.json"] and "params/inference" in why["params200.json"]
     assert "history/0/val" in why["val_list.json"]
@@ -160,3 +160,34 @@ def test_tightened_schema_still_reads_what_the_runner_writes(tmp_path):
         extra={"selected_epoch": 1, "data_info": {"rows": 10**9}})
     write_record(tmp_path / "r.json", rec)
     assert read_record(tmp_path / "r.json")["val"] == {"accuracy": None}
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda d: d["history"][0].update(val=[0.5]),
+    lambda d: d["history"][0].update(val={"accuracy": "x"}),
+    lambda d: d["history"][0].update(step=-1),
+    lambda d: d["history"][0].update(epoch=1.5),
+    lambda d: d["history"][0].update(train_loss=True),
+    lambda d: d["history"][0].update(event=3),
+    lambda d: d["history"][0].pop("event"),
+    lambda d: d["history"].append(7),
+    lambda d: d.update(val={"accuracy": [1]}),
+    lambda d: d.update(test={"accuracy": 1e301}),
+    lambda d: d["params"].update(inference=10**16),
+    lambda d: d["params"].update(train=2.5),
+    lambda d: d["cost"].update(steps=-3),
+    lambda d: d["cost"].update(wall_s=-1.0),
+    lambda d: d["cost"].update(flops_per_sample="many"),
+    lambda d: d["dendrites"].update(added=-1),
+    lambda d: d["dendrites"].update(cycles=True),
+])
+def test_fast_reader_checks_agree_with_the_full_schema(tmp_path, mutate):
+    """Readers check the nested parts in plain Python (speed); both paths must reject the same records."""
+    data = _good(tmp_path)
+    validate(data, full=False)
+    validate(data, full=True)
+    mutate(data)
+    with pytest.raises(RecordError):
+        validate(data, full=True)
+    with pytest.raises(RecordError):
+        validate(data, full=False)
