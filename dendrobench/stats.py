@@ -659,7 +659,8 @@ def versions_of(records: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
             if env.get(name):
                 found[name].add(str(env[name]))
         for name, v in (env.get("packages") or {}).items():
-            found[str(name)].add(str(v))
+            if str(name) not in ("dendrobench", "python", "torch"):  # env["torch"] has the build tag too
+                found[str(name)].add(str(v))
     return {k: sorted(v) for k, v in sorted(found.items())}
 
 

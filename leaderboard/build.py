@@ -547,7 +547,7 @@ def _curves(g: stats.GroupSummary) -> svg.Markup | None:
         if not recs:
             continue
         by_step: dict[float, list[float]] = {}
-        cycles: list[tuple[float, float]] = []
+        cycle_steps: set[float] = set()
         for r in recs:
             for h in r["history"]:
                 v = stats._num((h.get("val") or {}).get(metric))
@@ -556,14 +556,15 @@ def _curves(g: stats.GroupSummary) -> svg.Markup | None:
                     continue
                 by_step.setdefault(s, []).append(v)
                 if h.get("event") == "dendrites_added":
-                    cycles.append((s, v))
+                    cycle_steps.add(s)
         steps = sorted(by_step)
         mean = [(s, float(np.mean(by_step[s]))) for s in steps]
         band = [(s, m - sd, m + sd) for (s, m) in mean
                 if len(by_step[s]) >= 2 and (sd := float(np.std(by_step[s], ddof=1))) >= 0]
+        cycles = [(s, m) for s, m in mean if s in cycle_steps]  # once per step, on the mean line
         n = len(recs)
-        series.append(svg.Series(arm, f"{arm}, mean of {n} seed{'s' if n != 1 else ''}", mean,
-                                 cycles[:200], mean=True, band=band))
+        series.append(svg.Series(arm, f"{arm}, mean of {n} seed{'s' if n != 1 else ''}", mean, cycles,
+                                 mean=True, band=band))
     return svg.line_chart(f"validation {metric} during training", "optimizer step", f"validation {metric}", series)
 
 

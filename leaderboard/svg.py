@@ -273,7 +273,7 @@ def forest(title: str, rows: Sequence[ForestRow], floor: float = RER_FLOOR) -> M
     lo, hi = max(floor, min(vals)), min(1.0, max(vals))
     span = max(hi - lo, 0.1)
     lo, hi = max(floor, lo - span * 0.06), min(1.0, hi + span * 0.06)
-    top, bottom = 34, 30
+    top, bottom = 34, 38
     height = top + bottom + FOREST_ROW_H * len(rows)
     x = Axis(lo, hi, FOREST_LABEL_W + 10, FOREST_W - 16)
     clamp = lambda v: min(max(v, x.lo), x.hi)  # noqa: E731
@@ -286,7 +286,7 @@ def forest(title: str, rows: Sequence[ForestRow], floor: float = RER_FLOOR) -> M
     zx = x(0.0)
     body.append(f'<line class="zero" x1="{zx:.1f}" x2="{zx:.1f}" y1="{top}" y2="{height - bottom}" stroke="#1d2430" '
                 f'stroke-width="1.2" stroke-dasharray="4 3"><title>RER 0: no difference</title></line>')
-    body.append(f'<text x="{(FOREST_LABEL_W + FOREST_W) / 2:.0f}" y="{height - 4}" text-anchor="middle" class="label">'
+    body.append(f'<text x="{(FOREST_LABEL_W + FOREST_W) / 2:.0f}" y="{height - 3}" text-anchor="middle" class="label">'
                 f'relative error reduction (RER) of dendrites, mean and 95 % interval over seed pairs; right of 0 = '
                 f'fewer errors</text>')
     for i, r in enumerate(rows):

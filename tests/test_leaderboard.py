@@ -298,3 +298,69 @@ def test_markdown_neutralises_links_and_pages_clip_long_text(tmp_path: Path) -> 
     page = res.pages[link].read_text()
     assert len(page) < 200_000 and "more characters in the record" in page
     assert json.loads(paths[-1].read_text())["message"] == huge  # the record keeps it whole
+
+
+# -- issue 9 item 6: a leaderboard read at a glance ---------------------------------------------
+def test_index_has_forest_plot_grades_and_folds_secondary_columns(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    base = [.30, .32, .28, .31, .29, .30, .33, .27, .31, .30]
+    rf.write(results, rf.paired("bbbp", {"baseline": base, "dendrites": [e - .05 for e in base],
+                                         "wide": [e - .02 for e in base]}, budget="standard"))
+    rf.write(results, rf.paired("cifar10", {"baseline": [.1, .2], "dendrites": [.1, .1]}, budget="smoke"))
+    rf.write(results, rf.paired("wikitext2", {"baseline": [120.0, 118.0, 121.0], "dendrites": [119.0, 121.0, 118.5]},
+                                modality="text"))
+    res = build_site([results], tmp_path / "site", generated="x")
+    index = res.index.read_text()
+    rows = {r.key.task: r for r in res.rows}
+    assert rows["bbbp"].publishable and rows["cifar10"].smoke and rows["wikitext2"].grade == "quick"
+    assert rows["cifar10"].cells["verdict"].text == "pipeline check"
+    # the forest plot comes before the table; smoke rows are only in the second (toggled) plot
+    assert index.index('class="chart forest"') < index.index('id="leaderboard"')
+    main_plot = index[index.index('id="forest-main"'):index.index('id="forest-all"')]
+    assert main_plot.count('class="forest-row') == 2 and "cifar10" not in main_plot
+    assert 'class="claim-mark"' in main_plot and 'class="zero"' in main_plot  # the 47 % RER claim on bbbp
+    assert 'id="show-smoke"' in index and 'class="main smoke"' in index
+    assert index.count('class="pill publishable"') >= 2 and 'pipeline check</span>' in index
+    # a table row has the primary columns only; the rest is in its details row
+    table = _index_table(res.index)
+    assert table.cols == [c for c, _, _ in COLUMNS] and len(COLUMNS) <= 8
+    assert all(len(r) == len(build.ALL_COLUMNS) for r in table.rows)
+    # "±" is explained on the index and in leaderboard.md
+    md = res.markdown.read_text()
+    for text in (index, md, res.pages["bbbp"].read_text()):
+        assert "standard deviation over seeds" in html.unescape(text)
+        assert "95 % Student-t confidence interval" in html.unescape(text)
+    bbbp = next(r for r in csv.DictReader(res.csv.open()) if r["task"] == "bbbp")
+    assert bbbp["publishable"] == "True" and float(bbbp["p_value"]) < 0.05 and float(bbbp["diff_mean"]) > 0
+
+
+def test_task_page_opens_with_the_verdict_and_forest(tmp_path: Path) -> None:
+    res = build_site([_results(tmp_path)], tmp_path / "site", generated="x")
+    page = res.pages["bbbp"].read_text()
+    order = [page.index(s) for s in ('id="verdict"', 'class="chart forest"', "validation roc_auc during training",
+                                     "Per seed", 'id="claims"', 'id="provenance"')]
+    assert order == sorted(order)
+    assert 'class="band"' in page and 'class="armmean"' in page and 'class="errorbar"' in page
+    assert "effect" in page and "p = " in page
+
+
+def test_null_arm_and_sweep_labels_are_shown(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    for md_, cycles in ((2, 0), (3, 2)):  # max_dendrites=2 added nothing; max_dendrites=3 did
+        recs = rf.paired("bbbp", {"baseline": [.3, .3, .3], "dendrites": [.3, .29, .31]},
+                         extra_config={"dendrites": {"engine": "gd", "max_dendrites": md_}})
+        for r in recs:
+            r.config_hash = f"{md_:04d}" + r.config_hash[4:]  # a file of its own per setting
+            if r.arm == "dendrites":
+                r.dendrites = {"cycles": cycles, "added": cycles * 3, "at_selected": cycles * 3, "final": cycles * 3}
+        rf.write(results, recs)
+    res = build_site([results], tmp_path / "site", generated="x")
+    labels = sorted(r.label for r in res.rows)
+    assert len(res.rows) == 2 and labels == ["dendrites.max_dendrites=2", "dendrites.max_dendrites=3"]
+    null_row = next(r for r in res.rows if r.label.endswith("=2"))
+    assert null_row.warning == build.NULL_ARM_WARNING
+    for text in (res.index.read_text(), res.markdown.read_text(), res.pages["bbbp"].read_text()):
+        assert text.count(build.NULL_ARM_WARNING) >= 1
+        assert "max_dendrites=2" in text and "max_dendrites=3" in text
+    other = next(r for r in res.rows if r.label.endswith("=3"))
+    assert not other.warning
