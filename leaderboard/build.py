@@ -156,13 +156,6 @@ def fmt_count(v: float | None) -> str:
     return f"{v:.0f}"
 
 
-def fmt_p(p: float | None) -> str:
-    """A p-value as a reader expects it: two significant digits, "< 0.001" below that."""
-    if p is None or not math.isfinite(p):
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
-
-
 def verdict_text(c: stats.Comparison) -> str:
     """The verdict as shown: "better (p = 0.031)" when significant, else the verdict itself."""
     if c.significant and c.p_value is not None:
