@@ -311,8 +311,25 @@ def _version_base() -> dict[str, str]:
     return {"version_base": "1.3"} if major_minor < (1, 4) else {}
 
 
+def _quiet_plugin_imports() -> None:
+    """hydra-ray-launcher registers a resolver the deprecated way at import; Hydra's plugin scanner
+    then writes the warning to stderr on every command. Imported here first, with warnings off."""
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import hydra_plugins.hydra_ray_launcher._config  # noqa: F401
+        except Exception:  # noqa: BLE001 - Hydra reports a broken plugin itself
+            pass
+
+
 def _run_hydra(args: list[str]) -> int:
     import hydra
+
+    _quiet_plugin_imports()
 
     from dendrobench.sweep import collect, expected_jobs, fix_sweep_dir, is_multirun
 
@@ -345,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     # slower whenever another process holds a core (measured on 2 shared cores); passive waiting
     # costs nothing measurable when the machine is idle.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Ray's log de-duplication merges the lines of parallel jobs into garbled tables
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # torch_geometric scripts a helper at import time; torch's deprecation notice is not the user's business
     warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
     # Hydra 1.4 deprecates the version_base we pass for 1.3 compatibility: not the user's business either

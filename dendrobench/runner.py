@@ -43,7 +43,7 @@ from torch.utils.data import Dataset, Subset
 
 import dendrobench
 from dendrobench import interrupts, watchdog
-from dendrobench.claims import claim_path, describe, try_claim
+from dendrobench.claims import claim_path, describe, is_stale, try_claim
 from dendrobench.config import RunConfig, effective_timeout
 from dendrobench.cost import count_params, flops_per_sample, peak_memory_mb, reset_peak_memory
 from dendrobench.dendrites.base import DendriteEngine, EngineContext
@@ -753,6 +753,28 @@ class Suite:
                         "inside this process (run it with the dendrobench command to have it stopped)",
                         record.arm, record.seed)
 
+    def dendrites_record(self, seed: int, grace_s: float = 15.0) -> dict[str, Any] | None:
+        """The dendrites arm's record of ``seed``, waiting while another process trains it.
+
+        A sweep may run ``arms=[dendrites],[wide]`` as separate jobs: the wide job waits for the
+        dendrites job's claim to go (the engines cannot say the final parameter count in advance:
+        dendrites are added by validation-driven decisions). ``grace_s`` covers a dendrites job
+        started at the same moment that has not taken its claim yet."""
+        path = self.record_path("dendrites", seed, config_hash(self.identity("dendrites", seed)))
+        claim = claim_path(path)
+        deadline, announced = time.monotonic() + grace_s, False
+        while True:
+            rec = self.existing(path)
+            if rec is not None:
+                return rec
+            held = claim.exists() and not is_stale(claim)
+            if not held and time.monotonic() > deadline:
+                return None
+            if held and not announced:
+                self.echo(f"wide seed {seed}: waiting for the dendrites arm ({describe(claim)})")
+                announced = True
+            time.sleep(CLAIM_POLL_S)
+
     def arm_spec(self, arm: str, seed: int, data: TaskData, by_arm: dict[str, dict[str, Any]]) -> ArmSpec:
         report = self.run.report_split
         if arm == "baseline":
@@ -762,11 +784,14 @@ class Suite:
         if arm == "compressed":
             return ArmSpec(arm, seed, width=float(self.run.compressed_width),
                            engine=self.engine_cls(self.run.engine_params), report=report)
-        dend = by_arm.get("dendrites") or self.existing(
-            self.record_path("dendrites", seed, config_hash(self.identity("dendrites", seed))))
-        if dend is None or dend.get("status") != "ok":
-            raise RuntimeError("the wide arm matches the dendritic model's parameter count, "
-                               "but the dendrites arm of this seed did not finish (or was not asked for)")
+        dend = by_arm.get("dendrites") or self.dendrites_record(seed, grace_s=0.0 if "dendrites" in self.arms else 15.0)
+        if dend is None:
+            raise RuntimeError(f"the wide arm matches the dendritic model's parameter count, but the dendrites arm "
+                               f"of seed {seed} with these settings has no record: run arms=[dendrites,wide], or "
+                               f"the dendrites arm first (in a sweep, any job may run it: wide waits for it)")
+        if dend.get("status") != "ok":
+            raise RuntimeError(f"the wide arm matches the dendritic model's parameter count, but the dendrites arm "
+                               f"of seed {seed} ended {dend.get('status')}: {dend.get('message')}")
         # the final dendritic model's size (records before issue 9 stored it as ``inference``)
         target = int(dend["params"].get("final_inference") or dend["params"]["inference"])
         width, got = match_width(self.task, data, target, self.run.wide_tolerance)

@@ -68,33 +68,71 @@ def is_multirun(args: Sequence[str]) -> bool:
     return any(a in ("-m", "--multirun") for a in args)
 
 
+def _launcher(args: Sequence[str]) -> str | None:
+    for a in args:
+        if a.startswith(("hydra/launcher=", "+hydra/launcher=")):
+            return a.partition("=")[2]
+    return None
+
+
 def apply_jobs(args: list[str]) -> list[str]:
-    """Turn ``jobs=N`` into a Hydra joblib multirun with one job per (sweep point, seed).
+    """Turn ``jobs=N`` into a multirun with one job per (sweep point, seed), N at a time.
 
     ``jobs=1`` (or no ``jobs``) leaves the arguments alone: runs go one after another in this
-    process. With ``N > 1`` and no launcher of the user's own, the local preset runs N jobs at a
-    time; ``seeds=K`` (or the default 3) becomes ``seed=0,..,K-1`` so that seeds run in parallel.
+    process. With ``N > 1`` and no launcher of the user's own, the local preset (joblib) runs N jobs
+    at a time; ``seeds=K`` (or the default 3) becomes ``seed=0,..,K-1`` so that seeds run in parallel.
+    With a launcher of the user's own, ``jobs`` bounds how many jobs run at once (see
+    :func:`launcher_settings`).
     """
     jobs_args = [a for a in args if _key(a) == "jobs"]
     rest = [a for a in args if _key(a) != "jobs"]
-    if not jobs_args:
-        return rest
-    n = parse_jobs(jobs_args[-1].partition("=")[2].strip())
-    if n == 1:
-        return rest
-    if not is_multirun(rest):
-        rest = ["-m", *rest]
-    if not any(_key(a) == "seed" and a.partition("=")[2].strip() != "null" for a in rest):
-        seeds_arg = [a for a in rest if _key(a) == "seeds"]
-        k = seeds_arg[-1].partition("=")[2].strip() if seeds_arg else "3"
-        if k.isdigit() and int(k) >= 1:
-            rest = [a for a in rest if _key(a) not in ("seeds", "seed")]
-            rest.append("seed=" + ",".join(str(s) for s in range(int(k))))
-    if not any(a.startswith(("hydra/launcher=", "+hydra/launcher=")) for a in rest):
-        rest.append(f"hydra/launcher={LOCAL_LAUNCHER}")
-    if not any(a.startswith("hydra.launcher.n_jobs=") for a in rest):
-        rest.append(f"hydra.launcher.n_jobs={n}")
-    return rest
+    n = parse_jobs(jobs_args[-1].partition("=")[2].strip()) if jobs_args else None
+    if n is not None and n > 1:
+        if not is_multirun(rest):
+            rest = ["-m", *rest]
+        if not any(_key(a) == "seed" and a.partition("=")[2].strip() != "null" for a in rest):
+            seeds_arg = [a for a in rest if _key(a) == "seeds"]
+            k = seeds_arg[-1].partition("=")[2].strip() if seeds_arg else "3"
+            if k.isdigit() and int(k) >= 1:
+                rest = [a for a in rest if _key(a) not in ("seeds", "seed")]
+                rest.append("seed=" + ",".join(str(s) for s in range(int(k))))
+        if _launcher(rest) is None:
+            rest.append(f"hydra/launcher={LOCAL_LAUNCHER}")
+        if _launcher(rest) in ("local", "joblib") and not any(a.startswith("hydra.launcher.n_jobs=") for a in rest):
+            rest.append(f"hydra.launcher.n_jobs={n}")
+    return launcher_settings(rest, n) if is_multirun(rest) else rest
+
+
+SUBMITIT_LAUNCHERS = ("slurm", "local_submitit", "submitit_slurm", "submitit_local")
+BOUNDED_LAUNCHERS = ("local_submitit", "submitit_local")  # would otherwise start every job at once
+# A generous ceiling per arm (minutes) on one CPU core: bbbp standard takes 10-14 min on 2 cores.
+MINUTES_PER_ARM = {"smoke": 5, "quick": 20, "standard": 90, "full": 720}
+
+
+def timeout_minutes(args: Sequence[str]) -> int:
+    """A SLURM time limit for one job, from the budget(s), arms and seeds per job in ``args``."""
+    def values(key: str) -> list[str]:
+        got = [a.partition("=")[2] for a in args if _key(a) == key]
+        return split_top(got[-1]) if got else []
+
+    per_arm = max((MINUTES_PER_ARM.get(b, MINUTES_PER_ARM["full"]) for b in values("budget")),
+                  default=MINUTES_PER_ARM["quick"])
+    arms = max((len([x for x in v.strip("[]").split(",") if x.strip()]) for v in values("arms")), default=3)
+    seeds = 1 if any(v != "null" for v in values("seed")) else max(
+        (int(v) for v in values("seeds") if v.isdigit()), default=3)
+    return per_arm * max(1, arms) * seeds + 10
+
+
+def launcher_settings(args: list[str], jobs: int | None) -> list[str]:
+    """What a launcher needs from dendrobench unless the user said it: submitit's time limit from the
+    budget, and a bound on how many jobs submitit's local executor runs at once."""
+    launcher = _launcher(args)
+    out = list(args)
+    if launcher in SUBMITIT_LAUNCHERS and not any(a.startswith("hydra.launcher.timeout_min=") for a in args):
+        out.append(f"hydra.launcher.timeout_min={timeout_minutes(args)}")
+    if launcher in BOUNDED_LAUNCHERS and not any(a.startswith("hydra.sweeper.max_batch_size=") for a in args):
+        out.append(f"hydra.sweeper.max_batch_size={jobs or parse_jobs('auto')}")
+    return out
 
 
 def fix_sweep_dir(args: list[str]) -> tuple[list[str], Path | None]:
@@ -192,12 +230,14 @@ def failure_summary(records: Sequence[dict[str, Any]], problems: Sequence[str] =
 
 
 def group_title(group: Any) -> str:
-    label = getattr(group, "label", None)
-    if label:
-        return str(label)
+    """The row's task, data and budget, then what sets it apart from its neighbours (stats' label)."""
     key = group.key
     fields = key._asdict() if hasattr(key, "_asdict") else {"group": key}
-    return "  ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+    shown = {k: v for k, v in fields.items() if v is not None and k != "row_id"
+             and not (k == "protocol" and v == "matched")}
+    title = "  ".join(f"{k}={v}" for k, v in shown.items())
+    label = getattr(group, "label", None)
+    return f"{title}  ({label})" if label else title
 
 
 def format_pooled(records: Sequence[dict[str, Any]]) -> str:

@@ -55,6 +55,19 @@ def test_jobs_becomes_a_joblib_multirun_over_seeds():
         apply_jobs(["task=bbbp", "jobs=0"])
 
 
+def test_submitit_gets_a_time_limit_from_the_budget_and_local_submitit_a_bound():
+    from dendrobench.sweep import timeout_minutes
+
+    slurm = apply_jobs(["-m", "task=bbbp", "seed=0,1", "budget=standard", "hydra/launcher=slurm"])
+    assert f"hydra.launcher.timeout_min={timeout_minutes(slurm)}" in slurm
+    assert timeout_minutes(slurm) >= 3 * 60  # a standard job of 3 arms is ~3 h on 2 cores
+    assert timeout_minutes(["budget=smoke,full", "seed=0"]) > timeout_minutes(["budget=quick", "seed=0"])
+    mine = apply_jobs(["-m", "task=bbbp", "hydra/launcher=slurm", "hydra.launcher.timeout_min=7"])
+    assert [a for a in mine if "timeout_min" in a] == ["hydra.launcher.timeout_min=7"]
+    local = apply_jobs(["-m", "task=bbbp", "seed=0,1,2", "hydra/launcher=local_submitit", "jobs=2"])
+    assert "hydra.sweeper.max_batch_size=2" in local and not any("n_jobs" in a for a in local)
+
+
 def test_sweep_dir_is_fixed_under_results_dir(tmp_path):
     args, folder = fix_sweep_dir(["-m", f"results_dir={tmp_path}/r,{tmp_path}/s"])
     assert folder.parent == (tmp_path / "r" / ".multirun") and f"hydra.sweep.dir={folder}" in args
@@ -132,6 +145,19 @@ def test_joblib_sweep_pools_one_table_exits_1_and_matches_sequential_records(cli
     assert_same_records(tmp_path / "seq", tmp_path / "par")
 
 
+def test_an_arms_sweep_runs_wide_in_its_own_job_after_the_dendrites_job(cli_env, tmp_path):
+    results = tmp_path / "r"
+    out = run(["-m", "task=toy_task:SpiralTask", "budget=smoke", "seed=0", "arms=[dendrites],[wide]", "jobs=2",
+               f"results_dir={results}"], cli_env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    recs = {r["arm"]: r for r in records(results).values()}
+    assert sorted(recs) == ["dendrites", "wide"] and all(r["status"] == "ok" for r in recs.values())
+    assert recs["wide"]["extra"]["target_params"] == recs["dendrites"]["params"]["inference"]
+    alone = run(["task=toy_task:SpiralTask", "budget=smoke", "seed=1", "arms=[wide]", f"results_dir={results}"],
+                cli_env, tmp_path)
+    assert alone.returncode == 1 and "the dendrites arm of seed 1 with these settings has no record" in alone.stderr
+
+
 @pytest.mark.slow  # about 100 s on 2 busy cores: submitit starts a fresh interpreter per job
 def test_submitit_local_sweep_reports_and_matches_sequential_records(cli_env, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
@@ -142,3 +168,16 @@ def test_submitit_local_sweep_reports_and_matches_sequential_records(cli_env, tm
     assert seq.returncode == 0 and sub.returncode == 0, sub.stderr
     assert "4 runs over the sweep" in sub.stdout and "RER vs base" in sub.stdout
     assert_same_records(tmp_path / "seq", tmp_path / "sub")
+
+
+@pytest.mark.slow  # starts a local Ray cluster (~15 s) and a worker per job
+def test_ray_sweep_reports_and_matches_sequential_records(cli_env, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    common = [DIVERGES, "budget=smoke", "arms=[baseline,dendrites]"]
+    seq = run([*common, "seeds=2", f"results_dir={tmp_path / 'seq'}"], cli_env, tmp_path)
+    ray = run(["-m", *common, "seed=0,1", "hydra/launcher=ray_jobs", f"results_dir={tmp_path / 'ray'}"],
+              cli_env, tmp_path)
+    assert seq.returncode == 1 and ray.returncode == 1, ray.stderr
+    assert "2 of 4 runs did not finish ok (0 failed, 2 diverged)" in ray.stderr
+    assert "4 runs over the sweep" in ray.stdout
+    assert_same_records(tmp_path / "seq", tmp_path / "ray")
