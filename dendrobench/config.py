@@ -44,6 +44,7 @@ class RunConfig:
     wide_tolerance: float = 0.05
     threads: int | None = 1  # pinned per run, in the record identity (None: torch default)
     progress: bool | None = None  # null: bars only on a terminal and not under CI
+    energy: bool = False  # measure each run's energy with CodeCarbon (dendrobench[energy]); not in the identity
     # A published claim to put on trial (baselines/claims/<id>.yaml); set, it decides the task,
     # data, options and budgets and runs several protocols (dendrobench/published_claims.py).
     claim: str | None = None
@@ -74,6 +75,7 @@ def from_mapping(cfg: dict[str, Any]) -> RunConfig:
     """Build and validate a RunConfig from Hydra's composed config (already a plain dict)."""
     cfg = dict(cfg)
     data = cfg.pop("data", {}) or {}
+    cfg.pop("jobs", None)  # the command's own setting (dendrobench.sweep): how many runs at once, not how one runs
     bad_data = sorted(set(data) - set(DATA_KEYS))
     if bad_data:
         raise ConfigError(f"unknown setting(s) {', '.join('data.' + k for k in bad_data)}; valid data settings: "
@@ -136,6 +138,8 @@ def validate(run: RunConfig) -> None:
         raise ConfigError(f"compressed_width must be in (0, 1], got {run.compressed_width}")
     if not 0 < float(run.wide_tolerance) < 1:
         raise ConfigError(f"wide_tolerance must be in (0, 1), got {run.wide_tolerance}")
+    if not isinstance(run.energy, bool):
+        raise ConfigError(f"energy must be true or false, got {run.energy!r}")
     if run.threads is not None:
         run.threads = _int(run.threads, "threads", 1)
     if run.run_timeout_s is not None:

@@ -112,6 +112,31 @@ def null_arm_notes(records: Sequence[dict[str, Any]]) -> list[str]:
     return notes
 
 
+def energy_cells(records: Sequence[dict[str, Any]], arms: Sequence[str]) -> list[str] | None:
+    """Energy per arm as a cost ratio to the baseline (mean kWh over ok runs; "est." when CodeCarbon
+    estimated it from TDP x load rather than measured it); None when no record has energy."""
+    def mean_kwh(arm: str) -> float | None:
+        vals = [r["cost"].get("energy_kwh") for r in records if r["arm"] == arm and r["status"] == "ok"]
+        vals = [v for v in vals if v is not None]
+        return float(np.mean(vals)) if vals else None
+
+    if not any(r["cost"].get("energy_kwh") is not None for r in records):
+        return None
+    estimated = any(str(((r.get("extra") or {}).get("energy") or {}).get("method") or "").startswith("estimated")
+                    for r in records)
+    base = mean_kwh("baseline")
+    cells = []
+    for arm in arms:
+        kwh = mean_kwh(arm)
+        if kwh is None:
+            cells.append("-")
+        elif base and arm != "baseline":
+            cells.append(f"x{kwh / base:.2f}")
+        else:
+            cells.append(f"{kwh * 1000:.3f}Wh" + (" est." if estimated else ""))
+    return cells
+
+
 def format_table(records: Sequence[dict[str, Any]]) -> str:
     if not records:
         return "(no runs)"
@@ -119,6 +144,11 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     head = ["arm", "seeds", f"val {metric}", f"test {metric}", "error", "RER vs base", "RER vs wide",
             "params", "FLOPs/sample", "wall"]
     rows = [head, *summary_rows(records)]
+    energy = energy_cells(records, [r[0] for r in rows[1:]])
+    if energy is not None:  # the baseline's energy, the other arms' as a ratio to it
+        head.append("energy")
+        for row, cell in zip(rows[1:], energy):
+            row.append(cell)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -47,6 +47,7 @@ from dendrobench.claims import claim_path, describe, is_stale, try_claim
 from dendrobench.config import RunConfig, effective_timeout
 from dendrobench.cost import count_params, flops_per_sample, peak_memory_mb, reset_peak_memory
 from dendrobench.dendrites.base import DendriteEngine, EngineContext
+from dendrobench.energy import EnergyMeter
 from dendrobench.errors import UserError
 from dendrobench.netguard import NetworkBlocked, no_network
 from dendrobench.options import as_dict as options_dict
@@ -663,6 +664,7 @@ class Suite:
         bar = None
         train_attempts: list[str] = []
         stage = "load_data"
+        meter = EnergyMeter(bool(self.run.energy))
         t0 = time.perf_counter()
         watch = watchdog.Watch(self.timeout, stuck=lambda: self.stuck(path, record))
         try:
@@ -676,6 +678,7 @@ class Suite:
                 spec = self.arm_spec(arm, seed, data, by_arm)  # the wide arm's width search is set-up, not training
                 t0 = time.perf_counter()
                 bar = tqdm(desc=f"  {arm} s{seed}", unit="step", leave=False, disable=not show)
+                meter.start(path.stem)
                 with self.network_guard(train_attempts):
                     train_arm(self.task, data, self.budget, spec, self.device, record, progress=bar)
                 attempts = self._load_attempts.get(seed, []) + train_attempts
@@ -703,8 +706,11 @@ class Suite:
             if stage == "load_data":
                 record.extra["blocked_arms"] = list(self.arms)
         finally:
+            meter.stop()
             if bar is not None:
                 bar.close()
+        record.cost["energy_kwh"] = meter.kwh
+        record.extra["energy"] = meter.info
         elapsed = time.perf_counter() - t0 - record.extra.get("export_s", 0.0)
         record.extra["total_s"] = round(elapsed, 3)  # set-up, warm-up, training, test, FLOP counting
         if record.status != "ok" or not record.cost.get("wall_s"):  # train_arm sets it on success
