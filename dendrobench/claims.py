@@ -7,7 +7,8 @@ start time. While a run trains, a daemon thread touches the claim every ``HEARTB
 
 A claim is *stale*, and is taken over, when its holder is on this host and its process is gone, or
 when it has not been touched for ``STALE_AFTER_S`` (a holder on another host that crashed or lost
-its node). Taking over renames the stale file to a unique name first: of two processes that find
+its node), or when it was taken by the same scheduler job before a requeue (SLURM's job id is kept
+across a requeue, so a preempted job resumes at once). Taking over renames the stale file to a unique name first: of two processes that find
 the same stale claim, exactly one rename succeeds.
 """
 
@@ -48,6 +49,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _job() -> str | None:
+    """The scheduler's job id (SLURM: job and array task), the same across a requeue of that job."""
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{job}_{task}" if job and task else job
+
+
 def read_claim(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(Path(path).read_text())
@@ -62,6 +70,8 @@ def is_stale(path: Path, stale_after_s: float = STALE_AFTER_S) -> bool:
     except FileNotFoundError:
         return False
     info = read_claim(path)
+    if info and info.get("job") and info.get("job") == _job() and info.get("pid") != os.getpid():
+        return True  # this scheduler job's own earlier attempt, before a requeue (preemption, timeout)
     if info and info.get("host") == _host() and isinstance(info.get("pid"), int):
         return not _alive(info["pid"]) or age > stale_after_s
     # another host (its PIDs mean nothing here) or a claim still being written / unreadable
@@ -121,7 +131,7 @@ def try_claim(record: Path, stale_after_s: float = STALE_AFTER_S, heartbeat_s: f
             aside.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as fh:
-            json.dump({"host": _host(), "pid": os.getpid(), "token": token,
+            json.dump({"host": _host(), "pid": os.getpid(), "token": token, "job": _job(),
                        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, fh)
         stop = threading.Event()
         thread = threading.Thread(target=_heartbeat, args=(path, stop, heartbeat_s), daemon=True,

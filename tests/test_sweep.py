@@ -113,6 +113,19 @@ def test_a_dead_holders_claim_is_reclaimed_and_an_old_foreign_one_too(tmp_path):
     got.release()
 
 
+def test_a_requeued_slurm_job_takes_back_its_own_claim_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    rec = tmp_path / "x.json"
+    claims.claim_path(rec).write_text(json.dumps({"host": "node-that-was-preempted", "pid": 7, "job": "4242",
+                                                  "started": "x"}))
+    got = claims.try_claim(rec)
+    assert got is not None
+    got.release()
+    monkeypatch.setenv("SLURM_JOB_ID", "4343")  # another job's claim with a fresh heartbeat is respected
+    claims.claim_path(rec).write_text(json.dumps({"host": "other", "pid": 7, "job": "4242", "started": "x"}))
+    assert claims.try_claim(rec) is None
+
+
 def test_two_concurrent_sweeps_train_each_run_once(cli_env, tmp_path):
     results = tmp_path / "res"
     args = ["task=toy_task:SpiralTask", "budget=smoke", "seeds=2", "arms=[baseline,dendrites]", f"results_dir={results}"]
