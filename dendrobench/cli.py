@@ -18,7 +18,7 @@ from typing import Any
 
 from dendrobench import settings
 from dendrobench.errors import ConfigError, UserError, unknown_choice
-from dendrobench.sweep import apply_jobs, bad_runs, split_top
+from dendrobench.sweep import apply_jobs, bad_runs, parse_jobs, split_top
 
 PROG = "dendrobench"
 CONF_DIR = Path(__file__).parent / "conf"
@@ -223,6 +223,9 @@ def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print, table
     echo("")
     echo(format_table(records))
     echo(f"\nrecords: {suite.results_dir}")
+    cores = parse_jobs("auto")
+    if len(run.seed_list) > 1 and cores > 1:
+        echo(f"tip: jobs=auto runs the seeds side by side, one process per seed ({cores} cores here; same records)")
     try:
         from dendrobench.leaderboard.build import format_task_row, site_command
     except ImportError:

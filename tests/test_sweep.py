@@ -165,7 +165,8 @@ def test_an_arms_sweep_runs_wide_in_its_own_job_after_the_dendrites_job(cli_env,
     assert out.returncode == 0, out.stderr
     recs = {r["arm"]: r for r in records(results).values()}
     assert sorted(recs) == ["dendrites", "wide"] and all(r["status"] == "ok" for r in recs.values())
-    assert recs["wide"]["extra"]["target_params"] == recs["dendrites"]["params"]["inference"]
+    dend = recs["dendrites"]["params"]
+    assert recs["wide"]["extra"]["target_params"] == (dend.get("final_inference") or dend["inference"])
     alone = run(["task=toy_task:SpiralTask", "budget=smoke", "seed=1", "arms=[wide]", f"results_dir={results}"],
                 cli_env, tmp_path)
     assert alone.returncode == 1 and "the dendrites arm of seed 1 with these settings has no record" in alone.stderr
