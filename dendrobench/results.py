@@ -72,7 +72,9 @@ SCHEMA: dict[str, Any] = {
         "error": _FINITE_OR_NULL,
         "params": {
             "type": "object", "required": ["train", "inference"],
-            "properties": {"train": _COUNT_OR_NULL, "inference": _COUNT_OR_NULL},
+            # train / inference: the validation-selected model's; final_*: the model at the end of training
+            "properties": {"train": _COUNT_OR_NULL, "inference": _COUNT_OR_NULL,
+                           "final_train": _COUNT_OR_NULL, "final_inference": _COUNT_OR_NULL},
         },
         "cost": {
             "type": "object",
@@ -82,11 +84,15 @@ SCHEMA: dict[str, Any] = {
                 "steps_per_epoch": _COUNT_OR_NULL, "wall_s": _NONNEG_OR_NULL,
                 "flops_per_sample": _NONNEG_OR_NULL, "peak_mem_mb": _NONNEG_OR_NULL,
                 "energy_kwh": _NONNEG_OR_NULL,
+                # the training clock up to the selected epoch; FLOPs of the final model (issue 9)
+                "wall_s_selected": _NONNEG_OR_NULL, "flops_per_sample_final": _NONNEG_OR_NULL,
             },
         },
         "dendrites": {
             "type": "object",
-            "properties": {k: _COUNT_OR_NULL for k in ("cycles", "added", "at_selected", "final")},
+            "properties": {**{k: _COUNT_OR_NULL for k in ("cycles", "added", "at_selected", "final")},
+                           # a dendritic arm without dendrites where it matters, and why (issue 9)
+                           "null_arm": {"type": "boolean"}, "null_reason": {"type": ["string", "null"]}},
         },
         "history": {
             "type": "array",
