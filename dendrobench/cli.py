@@ -28,6 +28,7 @@ HELP = f"""usage: {PROG} task=NAME [key=value ...]      run a task with and with
        {PROG} -m task=a,b seed=0,1,2 ...       multirun (Hydra sweep)
        {PROG} list [claims]                    tasks, engines, budgets (claims: the published claims)
        {PROG} claim=ID [seeds=N] [data.root=DIR]   put a published claim on trial (docs/claims.md)
+       {PROG} claim-table RESULTS_DIR...       claimed | as published | matched steps | matched parameters
        {PROG} leaderboard RESULTS_DIR... --out SITE_DIR
        {PROG} check-task NAME                  run the plugin contract checks
        {PROG} new-task NAME [--modality M]     scaffold a task plugin package
@@ -81,7 +82,14 @@ def _cmd_new_task(argv: list[str]) -> int:
     return new_main(argv)
 
 
+def _cmd_claim_table(argv: list[str]) -> int:
+    from dendrobench.published_claims import table_main
+
+    return table_main(argv)
+
+
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "claim-table": _cmd_claim_table,
     "list": _cmd_list,
     "leaderboard": _cmd_leaderboard,
     "check-task": _cmd_check_task,
@@ -184,6 +192,8 @@ def prevalidate(args: list[str]) -> list[str]:
                           f"one seed or seeds=N for seeds 0..N-1")
     if multirun and "results_dir" not in given:  # Hydra creates results_dir/.multirun before any job
         check_writable(Path(str(settings.defaults()["results_dir"])))
+    if "claim" in given and given["claim"] != "null" and "budget" not in given:
+        out.append("budget=standard")  # a claim runs its own budgets unless budget=smoke|quick scales them
     return out
 
 

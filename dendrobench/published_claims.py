@@ -170,20 +170,25 @@ def get_claim(claim_id: str) -> Claim:
 
 # -- running ------------------------------------------------------------------------------------
 SMOKE_FIELDS = ("epochs", "steps_per_epoch", "max_train_examples", "max_eval_examples")
+# budget=smoke / budget=quick with a claim: its protocols cut to the task's smoke / quick scale (epochs
+# capped, the task's steps per epoch and subsets), recorded under that budget name, never the claim's
+# own result. Any other budget= value runs the claim's own budgets (recorded as "standard").
+SCALED_BUDGETS = ("smoke", "quick")
 
 
 def scaled(budget: dict[str, Any], smoke: Any | None) -> dict[str, Any]:
-    """``budget=smoke`` with a claim: the claim's budgets cut to the task's smoke budget (a check
-    that the protocol runs end to end, recorded as budget ``smoke``, never a result)."""
+    """A claim's budget cut to a task budget's scale (``budget=smoke``: a check that the protocol
+    runs end to end; ``budget=quick``: a reduced-scale trial), recorded under that budget's name."""
     if smoke is None:
         return dict(budget)
     out = dict(budget)
     out["epochs"] = min(int(out.get("epochs", smoke.epochs)), smoke.epochs)
     for name in SMOKE_FIELDS[1:]:
         out[name] = getattr(smoke, name)
-    for name in ("early_stopping", "plateau_patience", "step_size"):
-        if out.get(name) is not None:
-            out[name] = max(1, min(int(out[name]), 1))
+    if smoke.epochs <= 3:  # a pipeline check: patience that could never trigger is cut to one epoch
+        for name in ("early_stopping", "plateau_patience", "step_size"):
+            if out.get(name) is not None:
+                out[name] = 1
     return out
 
 
@@ -193,8 +198,9 @@ def suite_configs(claim: Claim, base: dict[str, Any]) -> list[tuple[str, dict[st
 
     smoke = None
     budget_name = "standard"
-    if base.get("budget") == "smoke":
-        smoke, budget_name = get_task(str(claim.task)).budget("smoke"), "smoke"
+    if base.get("budget") in SCALED_BUDGETS:
+        budget_name = str(base["budget"])
+        smoke = get_task(str(claim.task)).budget(budget_name)
     common = {k: v for k, v in base.items() if k not in ("task", "budget", "budget_overrides", "arms", "dendrites",
                                                           "task_options", "claim")}
     # the claim's data (the real dataset); data.root says where its files are
@@ -272,3 +278,102 @@ def list_lines() -> list[str]:
         out.append(f"  {'':<26}   claimed: {claim.claimed.get('statement', '')}")
         out.append(f"  {'':<26}   status: {claim.status()}")
     return out
+
+
+# -- the claim table ----------------------------------------------------------------------------
+def _errors_by_seed(records: list[dict[str, Any]], protocol: str, arm: str) -> dict[int, float]:
+    return {r["seed"]: float(r["error"]) for r in records
+            if r.get("protocol") == protocol and r["arm"] == arm and r["status"] == "ok" and r.get("error") is not None}
+
+
+def claim_summary(claim: Claim, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The claim's figure beside what its records give: per protocol the paired RER over seeds
+    (mean, 95 % t interval, n), for the published protocol also how often one seed alone reaches
+    the claimed figure, the steps ratio, and the RER against the dendritic run's own first phase
+    (the baseline some claims used)."""
+    from dendrobench.metrics import get_evaluator
+    from dendrobench.stats import rer, t_interval
+
+    records = [r for r in records if r.get("claim") == claim.id]
+
+    def paired(protocol: str, arm: str, ref: str) -> dict[str, Any]:
+        a, b = _errors_by_seed(records, protocol, arm), _errors_by_seed(records, protocol, ref)
+        values = [rer(b[s], a[s]) for s in sorted(set(a) & set(b))]
+        values = [v for v in values if v is not None]
+        iv = t_interval(values)
+        return {"mean": iv.mean, "low": iv.low, "high": iv.high, "n": iv.n, "values": values}
+
+    out: dict[str, Any] = {"claimed": claim.claimed.get("value"), "quantity": claim.claimed.get("quantity"),
+                           "published": paired("published", "dendrites", "baseline"),
+                           "matched_steps": paired("matched", "dendrites", "baseline"),
+                           "matched_params": paired("matched", "dendrites", "wide")}
+    claimed = out["claimed"]
+    pub = out["published"]
+    pub["reproduced"] = sum(v >= claimed for v in pub["values"]) if claimed is not None else None
+    steps = {(r["arm"], r["seed"]): r["cost"]["steps"] for r in records
+             if r.get("protocol") == "published" and r["status"] == "ok"}
+    ratios = [steps[("dendrites", s)] / steps[("baseline", s)] for (a, s) in steps
+              if a == "dendrites" and ("baseline", s) in steps and steps[("baseline", s)]]
+    pub["steps_ratio"] = t_interval(ratios).mean if ratios else None
+    own = []
+    for r in records:
+        first = r.get("extra", {}).get("before_first_cycle")
+        if r.get("protocol") == "published" and r["arm"] == "dendrites" and r["status"] == "ok" and first:
+            ev = get_evaluator(r["metric"]["name"])
+            split_err = ev.error(r["val"][r["metric"]["name"]])
+            base_err = ev.error(first["val"][r["metric"]["name"]])
+            value = rer(base_err, split_err)
+            if value is not None:
+                own.append(value)
+    iv = t_interval(own)
+    out["own_first_phase"] = {"mean": iv.mean, "low": iv.low, "high": iv.high, "n": iv.n}
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:+.1f} %"
+
+
+def _cell(d: dict[str, Any]) -> str:
+    if not d.get("n"):
+        return "not run"
+    if d.get("low") is None:
+        return f"{_pct(d['mean'])} (n={d['n']})"
+    return f"{_pct(d['mean'])} [{_pct(d['low'])}, {_pct(d['high'])}] (n={d['n']})"
+
+
+def claim_table(records: list[dict[str, Any]]) -> str:
+    """Markdown: claimed | as published over N seeds | matched steps | matched parameters."""
+    lines = ["| claim | claimed | as published (RER, 95 % CI) | seeds reaching the claim | dendritic / baseline steps "
+             "| matched steps (RER vs baseline) | matched parameters (RER vs wide) |",
+             "|---|---|---|---|---|---|---|"]
+    for claim in load_claims().values():
+        if claim.needs:
+            lines.append(f"| {claim.id} | {_pct(claim.claimed.get('value'))} | cannot run here: needs "
+                         f"{', '.join(claim.needs)} | | | | |")
+            continue
+        s = claim_summary(claim, records)
+        pub = s["published"]
+        reached = f"{pub['reproduced']} of {pub['n']}" if pub["n"] else "-"
+        ratio = f"{pub['steps_ratio']:.2f}" if pub.get("steps_ratio") else "-"
+        lines.append(f"| {claim.id} | {_pct(s['claimed'])} | {_cell(pub)} | {reached} | {ratio} | "
+                     f"{_cell(s['matched_steps'])} | {_cell(s['matched_params'])} |")
+    return "\n".join(lines)
+
+
+def table_main(argv: list[str]) -> int:
+    """``dendrobench claim-table RESULTS_DIR...``: the claim table in Markdown."""
+    import argparse
+
+    from dendrobench.results import iter_records
+
+    parser = argparse.ArgumentParser(prog="dendrobench claim-table", description=table_main.__doc__)
+    parser.add_argument("results", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    records: list[dict[str, Any]] = []
+    for folder in args.results:
+        if not folder.is_dir():
+            raise ConfigError(f"{folder} is not a folder of records")
+        records.extend(iter_records(folder))
+    print(claim_table(records))
+    return 0

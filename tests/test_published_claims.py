@@ -284,3 +284,22 @@ def test_claim_refuses_task_and_budget_overrides(toy_claims, tmp_path):
         run_claim({"claim": "toy-claim", "budget_overrides": {"epochs": 2}, "results_dir": str(tmp_path)})
     with pytest.raises(ConfigError, match="decides the task"):
         run_claim({"claim": "toy-claim", "task": "bbbp", "results_dir": str(tmp_path)})
+
+
+def test_claim_table_reports_each_protocol_and_how_often_a_seed_reaches_the_claim(toy_claims, tmp_path, capsys):
+    from dendrobench.cli import main, run_claim_job
+    from dendrobench.published_claims import claim_summary, get_claim
+
+    out = tmp_path / "results"
+    cfg = {"claim": "toy-claim", "budget": "standard", "seeds": 2, "results_dir": str(out), "progress": False,
+           "data": {"source": "offline", "root": None}}
+    records = run_claim_job(cfg, echo=lambda s: None)
+    summary = claim_summary(get_claim("toy-claim"), records)
+    for key in ("published", "matched_steps", "matched_params"):
+        assert summary[key]["n"] == 2
+    pub = summary["published"]
+    assert pub["reproduced"] == sum(v >= 0.5 for v in pub["values"])
+    assert pub["steps_ratio"] == pytest.approx(6 / 4)
+    assert main(["claim-table", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| toy-claim | +50.0 % |" in table and "(n=2)" in table
