@@ -303,3 +303,19 @@ def test_claim_table_reports_each_protocol_and_how_often_a_seed_reaches_the_clai
     assert main(["claim-table", str(out)]) == 0
     table = capsys.readouterr().out
     assert "| toy-claim | +50.0 % |" in table and "(n=2)" in table
+
+
+def test_a_claim_runs_its_own_budgets_unless_scaled():
+    from dendrobench.cli import prevalidate
+    from dendrobench.published_claims import get_claim, suite_configs
+
+    assert "budget=standard" in prevalidate(["claim=pai-hackathon-bbbp"])
+    assert prevalidate(["claim=pai-hackathon-bbbp", "budget=smoke"]).count("budget=standard") == 0
+    claim = get_claim("pai-hackathon-bbbp")
+    own = dict(suite_configs(claim, {"budget": "standard", "data": {"root": "/x"}}))
+    assert own["published baseline"]["budget_overrides"]["epochs"] == 40
+    assert own["published dendrites"]["budget_overrides"]["until_engine_complete"] is True
+    assert own["published baseline"]["data"] == {"source": "online", "root": "/x"}
+    smoke = dict(suite_configs(claim, {"budget": "smoke", "data": {}}))
+    assert smoke["matched steps + parameters"]["budget"] == "smoke"
+    assert smoke["matched steps + parameters"]["budget_overrides"]["epochs"] <= 3
