@@ -215,7 +215,8 @@ def test_claim_files_ship_as_package_data():
     import tomllib
 
     cfg = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    assert "claims/*.yaml" in cfg["tool"]["setuptools"]["package-data"]["dendrobench.baselines"]
+    assert "dendrobench.baselines.claims" in cfg["tool"]["setuptools"]["packages"]
+    assert "*.yaml" in cfg["tool"]["setuptools"]["package-data"]["dendrobench.baselines.claims"]
 
 
 # -- a claim end to end on the toy task ---------------------------------------------------------
