@@ -68,6 +68,20 @@ def test_submitit_gets_a_time_limit_from_the_budget_and_local_submitit_a_bound()
     assert "hydra.sweeper.max_batch_size=2" in local and not any("n_jobs" in a for a in local)
 
 
+@pytest.mark.parametrize("preset, target", [
+    ("local", "hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+    ("local_submitit", "hydra_submitit_launcher.submitit_launcher.LocalLauncher"),
+    ("slurm", "hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+])
+def test_the_shipped_launcher_presets_compose(preset, target, cli_env, tmp_path):
+    pytest.importorskip("hydra_plugins." + target.split(".")[0])
+    out = run(["task=toy_task:SpiralTask", f"hydra/launcher={preset}", "--cfg=hydra"], cli_env, tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert target in out.stdout
+    if preset == "slurm":
+        assert "requeue: true" in out.stdout and "cpus_per_task: 1" in out.stdout and "partition: null" in out.stdout
+
+
 def test_sweep_dir_is_fixed_under_results_dir(tmp_path):
     args, folder = fix_sweep_dir(["-m", f"results_dir={tmp_path}/r,{tmp_path}/s"])
     assert folder.parent == (tmp_path / "r" / ".multirun") and f"hydra.sweep.dir={folder}" in args
@@ -195,3 +209,25 @@ def test_ray_sweep_reports_and_matches_sequential_records(cli_env, tmp_path):
     assert "2 of 4 runs did not finish ok (0 failed, 2 diverged)" in ray.stderr
     assert "4 runs over the sweep" in ray.stdout
     assert_same_records(tmp_path / "seq", tmp_path / "ray")
+
+
+def test_the_thread_count_is_part_of_the_record_identity(tmp_path):
+    import torch
+
+    from dendrobench.config import RunConfig
+    from dendrobench.results import config_hash
+    from dendrobench.runner import Suite
+
+    before = torch.get_num_threads()
+    try:
+        ids = {}
+        for threads in (1, 2):
+            suite = Suite(RunConfig(task="toy_task:SpiralTask", threads=threads, results_dir=str(tmp_path)),
+                          echo=lambda _: None)
+            assert torch.get_num_threads() == threads == suite.threads  # pinned for the run
+            ids[threads] = suite.identity("baseline", 0)
+    finally:
+        torch.set_num_threads(before)
+    assert ids[1]["threads"] == 1 and ids[2]["threads"] == 2
+    assert "deterministic" in ids[1] and ids[1]["device"] == "cpu"
+    assert config_hash(ids[1]) != config_hash(ids[2])
