@@ -189,11 +189,12 @@ def test_an_arms_sweep_runs_wide_in_its_own_job_after_the_dendrites_job(cli_env,
 @pytest.mark.slow  # about 100 s on 2 busy cores: submitit starts a fresh interpreter per job
 def test_submitit_local_sweep_reports_and_matches_sequential_records(cli_env, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    common = ["task=toy_task:SpiralTask", "budget=smoke", "arms=[baseline,dendrites]"]
+    common = [DIVERGES, "budget=smoke", "arms=[baseline,dendrites]"]
     seq = run([*common, "seeds=2", f"results_dir={tmp_path / 'seq'}"], cli_env, tmp_path)
-    sub = run(["-m", *common, "seed=0,1", "hydra/launcher=submitit_local", f"results_dir={tmp_path / 'sub'}"],
+    sub = run(["-m", *common, "seed=0,1", "hydra/launcher=local_submitit", "jobs=2", f"results_dir={tmp_path / 'sub'}"],
               cli_env, tmp_path)
-    assert seq.returncode == 0 and sub.returncode == 0, sub.stderr
+    assert seq.returncode == 1 and sub.returncode == 1, sub.stderr
+    assert "2 of 4 runs did not finish ok (0 failed, 2 diverged)" in sub.stderr
     assert "4 runs over the sweep" in sub.stdout and "RER vs base" in sub.stdout
     assert_same_records(tmp_path / "seq", tmp_path / "sub")
 
