@@ -254,6 +254,7 @@ class ArmSpec:
     width: float = 1.0
     engine: DendriteEngine | None = None
     target_params: int | None = None  # wide: the dendritic model's parameter count
+    target_source: str | None = None  # wide: "dendrites record" or "planned by the engine" (no training needed)
     report: str = "test"  # the split whose error the record reports (a published protocol may report validation)
 
 
@@ -426,6 +427,7 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
         if first_cycle_best is not None:
             record.extra["before_first_cycle"] = first_cycle_best
         record.extra.update({"selected_epoch": best_epoch, "width": spec.width, "target_params": spec.target_params,
+                             "target_source": spec.target_source,
                              "params_selected": sel_inf})
         if spec.engine is not None:  # dendritic arms: does the selected model still export (issue 6)?
             t_export = time.perf_counter()
@@ -781,6 +783,20 @@ class Suite:
                 announced = True
             time.sleep(CLAIM_POLL_S)
 
+    def planned_target(self, seed: int, data: TaskData) -> int | None:
+        """The dendritic model's final parameter count when the engine can say it without training
+        (gd with switch_mode=fixed); None otherwise, or when early stopping may end the run sooner."""
+        if self.budget.early_stopping:
+            return None
+        engine = self.engine_cls(self.run.engine_params)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = self.task.build_model(data, 1.0)
+        ctx = EngineContext(epochs=self.budget.epochs, steps_per_epoch=1, higher_is_better=self.task.evaluator.higher_is_better,
+                            seed=seed, device=torch.device("cpu"), workdir=Path(tempfile.gettempdir()))
+        planned = engine.planned_model(model, ctx)
+        return None if planned is None else int(engine.inference_params(planned))
+
     def arm_spec(self, arm: str, seed: int, data: TaskData, by_arm: dict[str, dict[str, Any]]) -> ArmSpec:
         report = self.run.report_split
         if arm == "baseline":
@@ -790,7 +806,19 @@ class Suite:
         if arm == "compressed":
             return ArmSpec(arm, seed, width=float(self.run.compressed_width),
                            engine=self.engine_cls(self.run.engine_params), report=report)
-        dend = by_arm.get("dendrites") or self.dendrites_record(seed, grace_s=0.0 if "dendrites" in self.arms else 15.0)
+        dend = by_arm.get("dendrites")
+        planned = None if dend is not None else self.planned_target(seed, data)
+        if dend is None and planned is None:
+            dend = self.dendrites_record(seed, grace_s=0.0 if "dendrites" in self.arms else 15.0)
+        if planned is not None and dend is None:
+            dend = self.existing(self.record_path("dendrites", seed, config_hash(self.identity("dendrites", seed))))
+        if dend is None and planned is not None:
+            width, got = match_width(self.task, data, planned, self.run.wide_tolerance)
+            if abs(got - planned) / planned > self.run.wide_tolerance:
+                raise RuntimeError(f"no width gives {planned} parameters within {self.run.wide_tolerance:.0%} "
+                                   f"(closest: width {width:.3f} with {got})")
+            return ArmSpec(arm, seed, width=width, target_params=planned, target_source="planned by the engine",
+                           report=report)
         if dend is None:
             raise RuntimeError(f"the wide arm matches the dendritic model's parameter count, but the dendrites arm "
                                f"of seed {seed} with these settings has no record: run arms=[dendrites,wide], or "
@@ -804,4 +832,4 @@ class Suite:
         if abs(got - target) / target > self.run.wide_tolerance:
             raise RuntimeError(f"no width gives {target} parameters within {self.run.wide_tolerance:.0%} "
                                f"(closest: width {width:.3f} with {got})")
-        return ArmSpec(arm, seed, width=width, target_params=target, report=report)
+        return ArmSpec(arm, seed, width=width, target_params=target, target_source="dendrites record", report=report)

@@ -120,3 +120,26 @@ def test_multihead_attention_projections_are_left_alone():
     model = engine.wrap(Block(), ctx())
     assert engine.layers == ["ff"]
     assert model(torch.randn(2, 3, 8)).shape == (2, 3, 8)
+
+
+def test_gd_fixed_switching_plans_the_final_model_that_training_reaches(tmp_path):
+    """The wide arm may take its target size from planned_model: it must equal a trained run's."""
+    import torch
+
+    from dendrobench.config import RunConfig
+    from dendrobench.runner import Suite
+
+    before = torch.get_num_threads()  # a Suite pins the thread count (threads=1): restored below
+    for params in ({}, {"max_dendrites": 3}, {"switch_epochs": 1}):
+        suite = Suite(RunConfig(task="toy_task:SpiralTask", budget="smoke", seed=0, arms=["dendrites"],
+                                dendrites={"engine": "gd", **params}, results_dir=str(tmp_path / str(len(params)))),
+                      echo=lambda _: None)
+        data = suite.task.load_data("offline", 0)
+        planned = suite.planned_target(0, data)
+        rec = suite.run_all()[0]
+        assert rec["status"] == "ok"
+        assert planned == (rec["params"].get("final_inference") or rec["params"]["inference"]), params
+    plateau = Suite(RunConfig(task="toy_task:SpiralTask", budget="smoke", dendrites={"engine": "gd", "switch_mode": "plateau"},
+                              results_dir=str(tmp_path / "p")), echo=lambda _: None)
+    assert plateau.planned_target(0, plateau.task.load_data("offline", 0)) is None
+    torch.set_num_threads(before)

@@ -181,8 +181,11 @@ def test_an_arms_sweep_runs_wide_in_its_own_job_after_the_dendrites_job(cli_env,
     assert sorted(recs) == ["dendrites", "wide"] and all(r["status"] == "ok" for r in recs.values())
     dend = recs["dendrites"]["params"]
     assert recs["wide"]["extra"]["target_params"] == (dend.get("final_inference") or dend["inference"])
-    alone = run(["task=toy_task:SpiralTask", "budget=smoke", "seed=1", "arms=[wide]", f"results_dir={results}"],
-                cli_env, tmp_path)
+    # gd with switch_mode=fixed says its final size in advance: the sweep's wide job did not wait, and
+    # the planned size is the trained one (asserted above); with plateau switching it cannot
+    assert recs["wide"]["extra"]["target_source"] == "planned by the engine"
+    alone = run(["task=toy_task:SpiralTask", "budget=smoke", "seed=1", "arms=[wide]", "dendrites.switch_mode=plateau",
+                 f"results_dir={results}"], cli_env, tmp_path)
     assert alone.returncode == 1 and "the dendrites arm of seed 1 with these settings has no record" in alone.stderr
 
 

@@ -111,6 +111,13 @@ class DendriteEngine:
         """Dendrites present in ``model`` (used to say what the validation-selected model had)."""
         return 0
 
+    def planned_model(self, model: nn.Module, ctx: EngineContext) -> nn.Module | None:
+        """The model as it will be at the end of a run of ``ctx.epochs`` epochs, built without
+        training, or None when that depends on the training (dendrites added on a plateau, a
+        correlation criterion...). Lets a ``wide`` arm know its target parameter count without
+        waiting for the dendritic run. ``model`` is a fresh base model this method may change."""
+        return None
+
     @classmethod
     def parameters_doc(cls) -> dict[str, Any]:
         """Parameter names and defaults, shown by ``dendrobench list``."""

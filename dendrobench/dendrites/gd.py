@@ -134,3 +134,15 @@ class GradientDendrites(DendriteEngine):
 
     def dendrite_count(self, model: nn.Module) -> int:
         return count_dendrites(model)
+
+    def planned_model(self, model: nn.Module, ctx: EngineContext) -> nn.Module | None:
+        """With ``switch_mode=fixed`` the cycles fall on known epochs: one every phase, while
+        cycles < max_dendrites and the epoch is not the last (as :meth:`CycleSchedule.observe`)."""
+        if self.cfg.switch_mode != "fixed":
+            return None
+        model = self.wrap(model, ctx)
+        assert self.schedule is not None
+        cycles = min(self.cfg.max_dendrites, (ctx.epochs - 1) // self.schedule.phase_length(ctx))
+        for cycle in range(1, cycles + 1):
+            self.add_dendrites(model, seed=ctx.seed * 1009 + cycle)
+        return model
