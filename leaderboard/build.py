@@ -36,7 +36,7 @@ import yaml
 from dendrobench import results, stats
 from dendrobench.errors import UserError
 
-from . import svg
+from . import claims_page, svg
 
 PROG = "dendrobench leaderboard"
 DEFAULT_OUT = "dendrobench-site"
@@ -289,6 +289,15 @@ class IndexRow:
         return f"{self.page}#{self.anchor}"
 
     @property
+    def protocol_note(self) -> str:
+        """A claim's published protocol runs its arms on unequal budgets: say so, with the steps ratio."""
+        g = self.group
+        if g.protocol != "published":
+            return f"claim {g.claim}" if g.claim else ""
+        steps = g.comparison("dendrites", "baseline").cost_ratios.get("steps")
+        return f"published protocol of {g.claim or 'a claim'}, steps {fmt_ratio(steps)}"
+
+    @property
     def title(self) -> str:
         k = self.key
         return k.task + (f" ({k.dataset})" if k.dataset and k.dataset != k.task else "")
@@ -405,10 +414,12 @@ def forest_rows(rows: Sequence[IndexRow], link: Callable[[IndexRow], str | None]
     for row in rows:
         g, k = row.group, row.key
         cb, cw = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide")
-        marks = [(v, f"published: {claim_text(c)} (RER {v * 100:+.1f} %)") for c in row.claims
-                 if c.get("kind") == "claim" and (v := _claim_rer(c)) is not None]
+        # the claims registry's figures (converted to RER where they were not one); else reference.yaml's RERs
+        marks = claims_page.forest_marks(k.task) or [
+            (v, f"published: {claim_text(c)} (RER {v * 100:+.1f} %)") for c in row.claims
+            if c.get("kind") == "claim" and (v := _claim_rer(c)) is not None]
         sub = " · ".join(x for x in (k.engine, row.cells["grade"].text, k.data_source, f"{cb.pairs} pairs",
-                                     row.label) if x)
+                                     row.protocol_note, row.label) if x)
         label = row.title + (" ⚠" if row.warning else "")
         out.append(svg.ForestRow(label, sub, link(row), [_estimate("baseline", cb), _estimate("wide", cw)],
                                  marks, muted=row.smoke))
@@ -705,6 +716,7 @@ class BuildResult:
     csv: Path
     rows: list[IndexRow]
     problems: list[tuple[Path, str]]
+    claims: Path | None = None
 
 
 MANIFEST = ".dendrobench-site.json"
@@ -801,8 +813,11 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     md.write_text(render_markdown(rows, len(problems), generated), encoding="utf-8")
     csv_path = out / "leaderboard.csv"
     csv_path.write_text(render_csv(rows), encoding="utf-8")
-    _write_manifest(out, [index, md, csv_path, *pages.values()], previous)
-    return BuildResult(out, index, pages, md, csv_path, rows, problems)
+    claims_path_out = out / "claims.html"
+    claims_path_out.write_text(env.get_template("claims.html.j2").render(
+        **common, claims=claims_page.claim_context(rows)), encoding="utf-8")
+    _write_manifest(out, [index, md, csv_path, claims_path_out, *pages.values()], previous)
+    return BuildResult(out, index, pages, md, csv_path, rows, problems, claims_path_out)
 
 
 # -- for the CLI ------------------------------------------------------------------------------

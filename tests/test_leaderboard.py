@@ -265,7 +265,8 @@ def test_out_never_deletes_files_it_did_not_write(tmp_path: Path, capsys) -> Non
     build_site([results], site, generated="x")
     assert mine.read_text() == "my notes" and not first.pages["wikitext2"].exists()
     assert json.loads((site / build.MANIFEST).read_text())["files"] == sorted(
-        ["index.html", "leaderboard.md", "leaderboard.csv", first.pages["bbbp"].relative_to(site).as_posix()])
+        ["index.html", "leaderboard.md", "leaderboard.csv", "claims.html",
+         first.pages["bbbp"].relative_to(site).as_posix()])
     # a non-empty folder that is not a site is refused (one line, exit 2) unless --force
     other = tmp_path / "docs"
     (other / "tasks").mkdir(parents=True)
@@ -364,3 +365,60 @@ def test_null_arm_and_sweep_labels_are_shown(tmp_path: Path) -> None:
         assert "max_dendrites=2" in text and "max_dendrites=3" in text
     other = next(r for r in res.rows if r.label.endswith("=3"))
     assert not other.warning
+
+
+# -- issue 10 item 5: the claim page ----------------------------------------------------------
+def _claim_records(results: Path) -> None:
+    """pai-hackathon-bbbp run as published (unequal steps) and matched (steps and parameters)."""
+    base = [.20, .22, .18, .21, .19, .20, .23, .17, .21, .20]
+    published = rf.paired("bbbp", {"baseline": base, "dendrites": [e - .03 for e in base]}, budget="claim")
+    matched = rf.paired("bbbp", {"baseline": base, "dendrites": [e - .005 for e in base],
+                                 "wide": [e - .006 for e in base]}, budget="claim")
+    for tag, protocol, recs in (("p", "published", published), ("m", "matched", matched)):
+        for r in recs:
+            r.protocol, r.claim = protocol, "pai-hackathon-bbbp"
+            r.config_hash = tag + r.config_hash[1:]
+            if protocol == "published" and r.arm == "dendrites":
+                r.cost = {**r.cost, "steps": 180}
+        rf.write(results, recs)
+
+
+def test_claim_page_sets_claim_published_matched_side_by_side(tmp_path: Path) -> None:
+    results = _results(tmp_path)
+    _claim_records(results)
+    res = build_site([results], tmp_path / "site", generated="x")
+    # the two protocols never share a row; the published row says so, with its steps ratio
+    claim_rows = [r for r in res.rows if r.group.claim == "pai-hackathon-bbbp"]
+    assert sorted(r.group.protocol for r in claim_rows) == ["matched", "published"]
+    pub = next(r for r in claim_rows if r.group.protocol == "published")
+    assert "published protocol of pai-hackathon-bbbp, steps ×1.80" in pub.protocol_note
+    assert "published protocol of pai-hackathon-bbbp, steps ×1.80" in res.index.read_text()
+    page = html.unescape(res.claims.read_text())
+    assert 'href="claims.html"' in res.index.read_text()
+    ctx = {c["id"]: c for c in build.claims_page.claim_context(res.rows)}
+    bbbp = ctx["pai-hackathon-bbbp"]
+    cols = {c.title: c for c in bbbp["columns"]}
+    assert cols["as published"].comparison.pairs == 10 and cols["matched steps"].comparison.pairs == 10
+    assert cols["matched parameters"].reference == "wide"
+    assert cols["as published"].rer > cols["matched steps"].rer > 0 > cols["matched parameters"].rer
+    # how often a single seed reproduces the claimed 47 %: never, with these errors
+    assert cols["as published"].cells["reached"] == "0 of 10"
+    assert cols["as published"].cells["steps"] == "×1.80" and cols["matched steps"].cells["steps"] == "×1.00"
+    assert bbbp["sentence"].startswith("Of the claimed 47.0 %, the published procedure yields +")
+    assert "with equal steps +" in bbbp["sentence"] and "against equal parameters -" in bbbp["sentence"]
+    assert bbbp["sentence"] in page
+    # claims that cannot run here show their protocol and why not; runnable ones not run say how
+    mri = ctx["pai-hackathon-mri"]
+    assert not mri["runnable"] and "Cannot run here:</b> needs gpu, data" in page and "Task01_BrainTumour" in page
+    assert mri["claimed_rer"] == "+15.2 %" and mri["converted"]  # a relative Dice gain of 47.3 % as an RER
+    assert "Not run yet: <code>dendrobench claim=pai-hackathon-credit seeds=10" in page
+    assert page.count('class="card claim"') == len(ctx) == 6
+
+
+def test_claim_rer_conversion() -> None:
+    from dendrobench.leaderboard.claims_page import claimed_rer
+
+    assert claimed_rer({"metric": "roc_auc", "baseline": 0.8269, "dendritic": 0.9083}) == pytest.approx(0.4702, abs=1e-3)
+    assert claimed_rer({"metric": "perplexity", "baseline": 94.15, "dendritic": 84.14}) == pytest.approx(0.1063, abs=1e-3)
+    assert claimed_rer({"metric": "eval_loss", "baseline": 0.3986, "dendritic": 0.4816}) < 0  # a misread loss
+    assert claimed_rer({"quantity": "rer", "value": 0.3}) == 0.3
