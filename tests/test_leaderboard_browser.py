@@ -164,6 +164,16 @@ def test_site_in_chromium(tmp_path: Path) -> None:
             assert page.locator("svg.chart rect.armmean").count() >= 3  # arm means with error bars
             page.screenshot(path=str(tmp_path / "task.png"), full_page=True)
 
+            # the claim page: every registered claim, with its side-by-side table
+            page.set_viewport_size({"width": 1280, "height": 800})
+            page.goto((site / "index.html").as_uri())
+            page.get_by_role("link", name="Claims on trial →").click()
+            page.wait_for_load_state("load")
+            assert page.locator("h1").inner_text() == "Claims on trial"
+            assert page.locator("section.claim").count() == 6 and page.locator("table.claim-table").count() == 6
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+            page.screenshot(path=str(tmp_path / "claims.png"), full_page=True)
+
             # the hostile task's page renders its title literally too
             page.goto((site / "index.html").as_uri())
             table.get_by_role("link", name="<script>alert(1)</script> (ds)").click()
