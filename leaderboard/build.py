@@ -334,6 +334,13 @@ def _diff_cell(c: stats.Comparison) -> Cell:
     return Cell(text, d.mean, f"{d.n} pairs")
 
 
+def display_label(g: stats.GroupSummary) -> str:
+    """What differs between this row and its neighbours, less the protocol and claim (the row says
+    those in words, with the steps ratio: :attr:`IndexRow.protocol_note`)."""
+    parts = [p for p in (g.label or "").split(", ") if p and not p.startswith(("protocol=", "claim="))]
+    return ", ".join(parts)
+
+
 def grade_of(g: stats.GroupSummary) -> str:
     return str(g.grade or g.key.budget)
 
@@ -353,7 +360,7 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
     k = g.key
     row_id = g.row_id or hashlib.sha1(repr(tuple(k)).encode()).hexdigest()[:10]
     row = IndexRow(group=g, page=f"tasks/{slug(k.task)}.html", claims=claims_for(k.task, claims),
-                   anchor=f"row-{row_id}", grade=grade_of(g), publishable=g.publishable, label=g.label or "")
+                   anchor=f"row-{row_id}", grade=grade_of(g), publishable=g.publishable, label=display_label(g))
     cb, cw, cc = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide"), g.comparison(
         "compressed", "baseline")
     row.warning = null_warning(cb)
@@ -418,8 +425,9 @@ def forest_rows(rows: Sequence[IndexRow], link: Callable[[IndexRow], str | None]
         marks = claims_page.forest_marks(k.task) or [
             (v, f"published: {claim_text(c)} (RER {v * 100:+.1f} %)") for c in row.claims
             if c.get("kind") == "claim" and (v := _claim_rer(c)) is not None]
+        proto = "" if g.protocol != "published" else row.protocol_note.replace(f" of {g.claim}", "")
         sub = " · ".join(x for x in (k.engine, row.cells["grade"].text, k.data_source, f"{cb.pairs} pairs",
-                                     row.protocol_note, row.label) if x)
+                                     proto or ("claim" if g.claim else ""), row.label) if x)
         label = row.title + (" ⚠" if row.warning else "")
         out.append(svg.ForestRow(label, sub, link(row), [_estimate("baseline", cb), _estimate("wide", cw)],
                                  marks, muted=row.smoke))

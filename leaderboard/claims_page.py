@@ -143,7 +143,8 @@ def decomposition(claimed: float | None, cols: Sequence[Column], statement: str)
         from .build import fmt_p
 
         c = col.comparison
-        return f"{words} {_pct(col.rer)} ({c.pairs} seed pairs, {c.verdict}, p = {fmt_p(c.p_value)})"
+        pairs = f"{c.pairs} seed pair{'s' if c.pairs != 1 else ''}"
+        return f"{words} {_pct(col.rer)} ({pairs}, {c.verdict}, p = {fmt_p(c.p_value)})"
 
     return (f"{head}, {part(pub, 'the published procedure yields')}; {part(steps, 'with equal steps')}; "
             f"{part(params, 'against equal parameters')}.")

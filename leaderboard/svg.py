@@ -300,7 +300,7 @@ def forest(title: str, rows: Sequence[ForestRow], floor: float = RER_FLOOR) -> M
         if r.href:
             label = f'<a href="{_e(r.href)}">{label}</a>'
         parts.append(label)
-        parts.append(f'<text x="8" y="{cy + 11:.1f}" class="rowsub">{_e(r.sublabel[:70])}</text>')
+        parts.append(f'<text x="8" y="{cy + 11:.1f}" class="rowsub">{_e(r.sublabel[:80])}</text>')
         for e in r.estimates:
             if e.mean is None or not math.isfinite(e.mean):
                 continue
