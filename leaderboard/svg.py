@@ -275,9 +275,9 @@ def forest(title: str, rows: Sequence[ForestRow], floor: float = RER_FLOOR) -> M
     lo, hi = max(floor, lo - span * 0.06), min(1.0, hi + span * 0.06)
     top, bottom = 34, 38
     height = top + bottom + FOREST_ROW_H * len(rows)
-    x = Axis(lo, hi, FOREST_LABEL_W + 10, FOREST_W - 16)
+    x = Axis(lo, hi, FOREST_LABEL_W + 10, FOREST_W - 36)  # room for the last tick's label
     clamp = lambda v: min(max(v, x.lo), x.hi)  # noqa: E731
-    body = [f'<rect x="{FOREST_LABEL_W + 10}" y="{top}" width="{FOREST_W - FOREST_LABEL_W - 26}" '
+    body = [f'<rect x="{FOREST_LABEL_W + 10}" y="{top}" width="{FOREST_W - FOREST_LABEL_W - 46}" '
             f'height="{height - top - bottom}" fill="#fff" stroke="#c8ccd2"/>']
     for t in x.ticks():
         px = x(t)
