@@ -384,10 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("HYDRA_FULL_ERROR", "0")
-    if not args or args[0] in ("-h", "--help", "help") or "--help" in args or "-h" in args:
+    if not args or args[0] in ("-h", "--help", "help") or (
+            args[0] not in SUBCOMMANDS and ("--help" in args or "-h" in args)):  # `task=bbbp --help` too
         print(help_text())
         return 0 if args else 2
-    if "--hydra-help" in args:  # the same whatever the overrides; composing them would fail (no task key yet)
+    if "--hydra-help" in args and args[0] not in SUBCOMMANDS:  # the same whatever the overrides; composing them would fail (no task key yet)
         args = ["--hydra-help"]
     if args[0] in ("--version", "-V"):
         from dendrobench import __version__

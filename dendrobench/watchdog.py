@@ -15,6 +15,11 @@ Two stages, because a run can hang in two ways:
    the run is stuck and leaves it.
 
 No child process per run: loading data once per seed and the per-run cost stay as they were.
+
+A caveat of stage 1: an exception raised while the run is importing a module for the first time
+leaves that module half-initialised for the rest of the process, so later runs may fail with odd
+import errors. Timeouts are meant to be generous (the defaults are hours for ``quick``); set one far
+below a run's normal length and the sweep mostly records timeouts anyway.
 """
 
 from __future__ import annotations

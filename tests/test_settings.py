@@ -39,3 +39,13 @@ def test_cfg_job_with_a_space_and_hydra_help_after_overrides(cli_env, tmp_path):
     out = subprocess.run([sys.executable, "-m", "dendrobench", "task=bbbp", "--help"], env=cli_env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "data.source (default: offline)" in out.stdout
+
+
+def test_subcommand_help_is_the_subcommands_own(capsys):
+    import pytest
+
+    from dendrobench.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["new-task", "--help"])
+    assert exc.value.code == 0 and "--modality" in capsys.readouterr().out
