@@ -12,6 +12,7 @@ import os
 import socket
 import stat
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -227,6 +228,9 @@ def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+LEGACY_TMP_AGE_S = 3600.0
+
+
 def clean_stale_files(results_dir: Path) -> list[Path]:
     """Remove temp files a killed writer left in ``results_dir`` (same host, process gone)."""
     removed = []
@@ -236,7 +240,14 @@ def clean_stale_files(results_dir: Path) -> list[Path]:
         if len(tag) < 3:
             continue
         owner, _, pid = tag[-2].rpartition("-")
-        if owner == host and pid.isdigit() and not pid_alive(int(pid)):
+        if pid.isdigit() and owner:
+            stale = owner == host and not pid_alive(int(pid))
+        else:  # written before temp names carried host and pid: a write takes milliseconds, not an hour
+            try:
+                stale = time.time() - tmp.stat().st_mtime > LEGACY_TMP_AGE_S
+            except OSError:
+                stale = False
+        if stale:
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

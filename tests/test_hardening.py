@@ -200,10 +200,16 @@ def test_stale_temp_files_of_dead_processes_are_removed_on_the_next_run(tmp_path
     orphan.write_text("{")
     live = res / f".spirals__baseline__seed0__abc.json.{_tmp_tag()}.x1y2.tmp"  # a writer still running
     live.write_text("{")
+    legacy_old = res / ".spirals__wide__seed0__abc.json.k2j3h4.tmp"  # an older dendrobench's name
+    legacy_old.write_text("{")
+    os.utime(legacy_old, (time.time() - 7200, time.time() - 7200))
+    legacy_new = res / ".spirals__wide__seed1__abc.json.k2j3h5.tmp"
+    legacy_new.write_text("{")
     run_dir = Path(tempfile.gettempdir()) / f"{RUN_TMP_PREFIX}{dead.pid}-abc"
     run_dir.mkdir(exist_ok=True)
     suite(tmp_path, "toy_task:SpiralTask", arms=["baseline"])
     assert not orphan.exists() and live.exists() and not run_dir.exists()
+    assert not legacy_old.exists() and legacy_new.exists()
 
 
 def test_records_are_written_with_the_umask(tmp_path):
