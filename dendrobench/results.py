@@ -359,15 +359,14 @@ def _check_nested(data: dict[str, Any]) -> None:
 def _depth_within(obj: Any, limit: int) -> bool:
     """Whether ``obj`` nests lists/dicts at most ``limit`` deep (iterative: no recursion to overflow)."""
     stack = [(obj, 1)]
+    pop, push, nested = stack.pop, stack.append, (dict, list)
     while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            node = node.values()
-        elif not isinstance(node, list):
-            continue
+        node, depth = pop()
         if depth > limit:
             return False
-        stack.extend((child, depth + 1) for child in node if isinstance(child, (dict, list)))
+        for child in (node.values() if isinstance(node, dict) else node):
+            if isinstance(child, nested):
+                push((child, depth + 1))
     return True
 
 

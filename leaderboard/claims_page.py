@@ -28,15 +28,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from .build import IndexRow
 
 
-def higher_is_better(metric: str) -> bool:
-    """The metric's direction from its evaluator; names we have no evaluator for (a claim's
-    ``eval_loss``) are losses when they say so."""
-    from dendrobench.metrics import get_evaluator
+# The directions of the metrics claims are stated in. Not dendrobench.metrics: importing it loads
+# torch, 30 s of a leaderboard build on a busy machine, for four booleans.
+HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "dice": True, "mean_dice": True, "perplexity": False}
 
-    try:
-        return bool(get_evaluator(metric).higher_is_better)
-    except Exception:  # noqa: BLE001 - an unknown name is not an error here, only a direction to guess
-        return not any(w in metric.lower() for w in ("loss", "perplexity", "error"))
+
+def higher_is_better(metric: str) -> bool:
+    """The metric's direction; other names (a claim's ``eval_loss``) are losses when they say so."""
+    if metric in HIGHER_IS_BETTER:
+        return HIGHER_IS_BETTER[metric]
+    return not any(w in metric.lower() for w in ("loss", "perplexity", "error"))
 
 
 def claimed_rer(claimed: dict[str, Any]) -> float | None:
