@@ -329,7 +329,10 @@ def _quiet_plugin_imports() -> None:
     then writes the warning to stderr on every command. Imported here first, with warnings off."""
     import importlib.util
 
-    if importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None:
+    try:  # find_spec imports the parent: no launcher plugin at all means no hydra_plugins package
+        if importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None:
+            return
+    except ModuleNotFoundError:
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
