@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from markupsafe import Markup
@@ -84,13 +84,20 @@ class Axis:
         return [t for t in nice_ticks(self.lo, self.hi) if self.lo - 1e-12 <= t <= self.hi + 1e-12]
 
 
+def _x_grid(x: Axis, top: float, bottom: float, label: Callable[[float], str]) -> list[str]:
+    """A vertical grid line and its tick label per x tick: shared by the plots and the forest."""
+    out = []
+    for t in x.ticks():
+        px = x(t)
+        out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{top}" y2="{bottom}" stroke="#eef0f3"/>')
+        out.append(f'<text x="{px:.1f}" y="{bottom + 15}" text-anchor="middle" class="tick">{_e(label(t))}</text>')
+    return out
+
+
 def _frame(title: str, xlabel: str, ylabel: str, x: Axis, y: Axis) -> list[str]:
     out = [f'<rect x="{PAD_L}" y="{PAD_T}" width="{W - PAD_L - PAD_R}" height="{H - PAD_T - PAD_B}" '
            f'fill="#fff" stroke="#c8ccd2"/>']
-    for t in x.ticks():
-        px = x(t)
-        out.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{PAD_T}" y2="{H - PAD_B}" stroke="#eef0f3"/>')
-        out.append(f'<text x="{px:.1f}" y="{H - PAD_B + 15}" text-anchor="middle" class="tick">{_e(fmt_tick(t))}</text>')
+    out += _x_grid(x, PAD_T, H - PAD_B, fmt_tick)
     for t in y.ticks():
         py = y(t)
         out.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{py:.1f}" y2="{py:.1f}" stroke="#eef0f3"/>')
@@ -279,10 +286,7 @@ def forest(title: str, rows: Sequence[ForestRow], floor: float = RER_FLOOR) -> M
     clamp = lambda v: min(max(v, x.lo), x.hi)  # noqa: E731
     body = [f'<rect x="{FOREST_LABEL_W + 10}" y="{top}" width="{FOREST_W - FOREST_LABEL_W - 46}" '
             f'height="{height - top - bottom}" fill="#fff" stroke="#c8ccd2"/>']
-    for t in x.ticks():
-        px = x(t)
-        body.append(f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{top}" y2="{height - bottom}" stroke="#eef0f3"/>')
-        body.append(f'<text x="{px:.1f}" y="{height - bottom + 15}" text-anchor="middle" class="tick">{_e(_pct(t))}</text>')
+    body += _x_grid(x, top, height - bottom, _pct)
     zx = x(0.0)
     body.append(f'<line class="zero" x1="{zx:.1f}" x2="{zx:.1f}" y1="{top}" y2="{height - bottom}" stroke="#1d2430" '
                 f'stroke-width="1.2" stroke-dasharray="4 3"><title>RER 0: no difference</title></line>')
