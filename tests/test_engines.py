@@ -238,6 +238,70 @@ def test_engines_inside_the_bbbp_gin(tmp_path, engine):
     assert result["torchscript"].startswith("ok") and result["onnx"] == "ok", result
 
 
+# -- perforatedai: which layers it converts, and its failure modes --------------------------------
+class BodyHead(nn.Module):
+    """A credit-default-like MLP: the claim protocol excludes ``head``."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Conv1d(1, 1, 1), nn.Flatten(), nn.Linear(8, 4))
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x):
+        h = self.body[1](self.body[0](x)).unsqueeze(1)
+        return self.head(self.body[4](self.body[3](self.body[2](h))))
+
+
+def pai_converted(model: nn.Module) -> list[str]:
+    return sorted(n for n, m in model.named_modules() if hasattr(m, "main_module") and hasattr(m, "dendrite_module"))
+
+
+@needs_pai
+@pytest.mark.parametrize("params,converted", [
+    ({"types": ["Linear"]}, ["body.0", "body.4", "head"]),  # the library's defaults would add the Conv1d
+    ({"exclude": ["head"]}, ["body.0", "body.2", "body.4"]),  # was: nothing converted, then a pdb prompt
+])
+def test_perforatedai_converts_exactly_the_chosen_layers_through_a_switch(tmp_path, monkeypatch, params, converted):
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    engine = engine_class("perforatedai")({"max_dendrites": 1, "switch_epochs": 1, **params})
+    c = ctx(tmp_path / "work", epochs=4, spe=2)
+    model = engine.wrap(BodyHead(), c)
+    assert pai_converted(model) == converted
+
+    def build(ps):  # AdamW: torch keeps Adam's decoupled_weight_decay in its defaults, the library re-passed it
+        return torch.optim.AdamW(ps, lr=1e-2, weight_decay=1e-4)
+
+    opt = engine.make_optimizer(model, build)
+    assert isinstance(opt, torch.optim.AdamW)
+    x = torch.randn(8, 6)
+    for epoch in range(1, 4):
+        for _ in range(2):
+            engine.train_step(model, x, lambda m, b: m(b).pow(2).mean(), opt, c)
+        c.epoch = epoch
+        decision = engine.on_validation(model, -float(epoch), c)
+        model = decision.model
+        if decision.restructured:
+            opt = engine.make_optimizer(model, build)
+    assert engine.dendrite_count(model) >= len(converted)
+    assert pai_converted(model) == converted
+
+
+@needs_pai
+def test_perforatedai_debugger_prompt_fails_the_run_instead_of_waiting(tmp_path, monkeypatch):
+    import pdb
+
+    monkeypatch.chdir(tmp_path)
+    before = pdb.set_trace
+    engine = engine_class("perforatedai")({"max_dendrites": 1, "switch_epochs": 1})
+    c = ctx(tmp_path / "work")
+    model = engine.wrap(nn.Sequential(nn.Linear(3, 2)), c)
+    monkeypatch.setattr(engine.G.pai_tracker, "add_validation_score", lambda *a: pdb.set_trace())
+    with pytest.raises(RuntimeError, match="add_validation_score tried to open its debugger"):
+        engine.on_validation(model, 0.5, c)
+    assert pdb.set_trace is before  # restored afterwards
+
+
 # -- bad input -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("engine", ENGINES)
 def test_bad_conversion_requests_name_the_layer_types(tmp_path, engine):

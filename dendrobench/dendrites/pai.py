@@ -24,8 +24,10 @@ What the adapter takes care of, so the package runs under the runner's rules:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import os
+import pdb
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,12 +73,21 @@ def inside(folder: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def no_exit(what: str) -> Iterator[None]:
-    """The library calls ``sys.exit`` on some misuse; that must fail one run, not end the suite."""
+    """The library calls ``sys.exit`` or ``pdb.set_trace()`` on some misuse; that must fail one run,
+    not end the suite or wait at a debugger prompt (without a terminal it ended in a bare BdbQuit)."""
+
+    def debugger(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f"perforatedai's {what} tried to open its debugger; its own message is printed above")
+
+    saved = pdb.set_trace
+    pdb.set_trace = debugger
     try:
         yield
     except SystemExit as exc:
         raise RuntimeError(f"perforatedai's {what} tried to exit the process (code {exc.code}); "
                            "its own message is printed above") from None
+    finally:
+        pdb.set_trace = saved
 
 
 @dataclass
@@ -154,7 +165,10 @@ class PerforatedAIDendrites(DendriteEngine):
         pc.set_retain_all_dendrites(cfg.retain_all_dendrites)
         pc.set_find_best_lr(cfg.find_best_lr)
         pc.set_pai_forward_function(ACTIVATIONS[cfg.activation])
+        # the library converts by class and by class *name* (its default names: every Linear and
+        # Conv); both must say the configured types, or a type left out is converted anyway
         pc.set_modules_to_perforate([TYPES[t] for t in cfg.types])
+        pc.set_module_names_to_perforate([TYPES[t].__name__ for t in cfg.types])
         if cfg.output_dimensions is not None:
             pc.set_output_dimensions(list(cfg.output_dimensions))
         if cfg.switch_mode == "fixed":
@@ -178,8 +192,10 @@ class PerforatedAIDendrites(DendriteEngine):
         self._reset_globals()
         self._configure(ctx)
         if set(self.layers) != set(everything):
+            # a subset: the library's module ids ("." + the dotted path), nothing by class
             self.G.pc.set_modules_to_perforate([])
-            self.G.pc.set_module_names_to_perforate(["." + n for n in self.layers])
+            self.G.pc.set_module_names_to_perforate([])
+            self.G.pc.set_module_ids_to_perforate(["." + n for n in self.layers])
         with inside(self.workdir), no_exit("perforate_model"), contextlib.redirect_stdout(io.StringIO()):
             model = self.U.perforate_model(model, save_name=SAVE_NAME, making_graphs=False,
                                            maximizing_score=ctx.higher_is_better)
@@ -195,8 +211,11 @@ class PerforatedAIDendrites(DendriteEngine):
         """The runner's optimizer (class and settings) set up through the library's tracker."""
         params = [p for p in model.parameters() if p.requires_grad]
         probe = build(params)
-        settings = {k: v for k, v in probe.defaults.items() if k not in ("differentiable", "foreach", "fused",
-                                                                        "capturable", "maximize")}
+        # only what the class's __init__ takes: torch's AdamW keeps Adam's ``decoupled_weight_decay`` in
+        # its defaults but rejects it as an argument
+        accepted = inspect.signature(type(probe).__init__).parameters
+        settings = {k: v for k, v in probe.defaults.items()
+                    if k in accepted and k not in ("differentiable", "foreach", "fused", "capturable", "maximize")}
         tracker = self.G.pai_tracker
         assert self.workdir is not None, "wrap() must run before make_optimizer()"
         with inside(self.workdir):
