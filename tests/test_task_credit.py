@@ -84,6 +84,29 @@ def test_offline_split_deterministic_and_disjoint(german):
     assert not (train & val) and not (train & test) and not (val & test)
 
 
+def test_tensor_batches_are_the_per_item_loaders_bit_for_bit(german):
+    """The batched reader must not change a single record: same sampler draws, same batches, and
+    the global RNG untouched (the per-item loader draws its worker seed from the generator)."""
+    from torch.utils.data import DataLoader
+
+    task = CreditDefaultTask()
+    for shuffle, size in ((True, 64), (True, 1024), (False, 128)):
+        g_old, g_new = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        per_item = DataLoader(german.train, batch_size=size, shuffle=shuffle, generator=g_old if shuffle else None)
+        batched = task.dataloader(german.train, size, shuffle, g_new if shuffle else None)
+        for _epoch in range(3):
+            torch.manual_seed(1)
+            a = list(per_item)
+            after_per_item = torch.get_rng_state()
+            torch.manual_seed(1)
+            b = list(batched)
+            assert torch.equal(after_per_item, torch.get_rng_state())  # the same global draws, if any
+            assert len(a) == len(b) == -(-len(german.train) // size)
+            for (xa, ya), (xb, yb) in zip(a, b):
+                assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        assert torch.equal(g_old.get_state(), g_new.get_state())
+
+
 # -- model --------------------------------------------------------------------------------------
 def test_model_shapes_and_width(german):
     task = CreditDefaultTask()
