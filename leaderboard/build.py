@@ -70,6 +70,18 @@ def load_records(results_dirs: Sequence[Path | str],
     return records, problems
 
 
+def newest_finish(records: Sequence[dict[str, Any]]) -> str:
+    """When the newest run finished, from the records themselves: the date a site shows, so that
+    the same records always build the same site (the published one is checked byte for byte)."""
+    stamps = sorted(str(r.get("finished") or r.get("started") or "") for r in records)
+    stamp = stamps[-1] if stamps and stamps[-1] else ""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(timezone.utc)
+    except ValueError:
+        return "at an unrecorded time"
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
@@ -526,7 +538,7 @@ def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str) -> s
     head = [h for _, h, _ in ALL_COLUMNS]
     smoke = sum(r.smoke for r in rows)
     lines = ["# dendrobench leaderboard", "",
-             f"Generated {generated} from {sum(len(r.group.records) for r in rows)} runs"
+             f"From {sum(len(r.group.records) for r in rows)} runs, the newest finished {generated}"
              + (f" ({skipped} unusable record file(s) skipped)" if skipped else "") + ".", "",
              "- RER = (error_baseline − error_dendrites) / error_baseline per seed pair, averaged; "
              f"{BRACKETS}.",
@@ -788,7 +800,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     claims = load_claims(claims_path)
     rows = [make_row(g, claims) for g in stats.summarize(records)]
     (out / "tasks").mkdir(parents=True, exist_ok=True)
-    generated = generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = generated or newest_finish(records)
     env = _env()
     common = {"generated": generated, "min_seeds": stats.MIN_PAIRS, "alpha": stats.ALPHA,
               "plus_minus": PLUS_MINUS, "brackets": BRACKETS,
