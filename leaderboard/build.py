@@ -829,6 +829,9 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
         sources=sorted({r.key.data_source for r in rows}),
         problems=[(str(p), why) for p, why in problems], claims=claims, n_records=len(records),
         results_dirs=[str(d) for d in results_dirs]), encoding="utf-8")
+    forest_file = out / "forest.svg"  # the index's forest plot on its own, for the README
+    forest_file.write_text(svg.standalone(forest_main, (HERE / "static" / "style.css").read_text(encoding="utf-8")),
+                           encoding="utf-8")
     md = out / "leaderboard.md"
     md.write_text(render_markdown(rows, len(problems), generated), encoding="utf-8")
     csv_path = out / "leaderboard.csv"
@@ -836,7 +839,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     claims_path_out = out / "claims.html"
     claims_path_out.write_text(env.get_template("claims.html.j2").render(
         **common, claims=claims_page.claim_context(rows)), encoding="utf-8")
-    _write_manifest(out, [index, md, csv_path, claims_path_out, *pages.values()], previous)
+    _write_manifest(out, [index, md, csv_path, claims_path_out, forest_file, *pages.values()], previous)
     return BuildResult(out, index, pages, md, csv_path, rows, problems, claims_path_out)
 
 

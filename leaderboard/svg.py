@@ -349,3 +349,12 @@ def forest(title: str, rows: Sequence[ForestRow], floor: float = RER_FLOOR) -> M
         f'<svg class="chart forest" viewBox="0 0 {FOREST_W} {height}" width="{FOREST_W}" height="{height}" role="img" '
         f'aria-label="{_e(title)}" xmlns="http://www.w3.org/2000/svg"><title>{_e(title)}</title>'
         + "".join(body) + "".join(items) + "</svg>")
+
+
+def standalone(chart: str, css: str) -> str:
+    """A chart as its own ``.svg`` file, for the README and for slides: the page's ``svg.chart``
+    rules go inside it (a file has no page stylesheet); the row links stay, relative to the site."""
+    rules = "\n".join(line for line in css.splitlines() if line.startswith("svg.chart"))
+    style = rules.replace("var(--line)", "#dfe3e8")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            + str(chart).replace("</title>", f"</title><style>{style}</style>", 1) + "\n")
