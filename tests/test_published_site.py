@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from leaderboard.build import MANIFEST, build_site
+from dendrobench.leaderboard.build import MANIFEST, build_site
 
 from dendrobench import results
 
