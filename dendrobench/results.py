@@ -298,6 +298,16 @@ def _validator(full: bool = True) -> Any:
     return cls(schema)
 
 
+@lru_cache(maxsize=2)
+def _fast_check(full: bool = True) -> Any:
+    """The same schema compiled by fastjsonschema (about 20x faster than jsonschema, which dominated
+    building a site from many records). It knows drafts up to 7; the schema uses no keyword that
+    differs between draft 7 and 2020-12. jsonschema stays the reference that words a rejection."""
+    import fastjsonschema
+
+    return fastjsonschema.compile({**(SCHEMA if full else READ_SCHEMA), "$schema": "http://json-schema.org/draft-07/schema#"})
+
+
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and -MAX_FLOAT <= v <= MAX_FLOAT
 
@@ -385,10 +395,15 @@ def validate(data: Any, *, full: bool = True) -> None:
         raise RecordError(f"missing keys: {', '.join(missing)}")
     if not _depth_within(data, MAX_DEPTH):
         raise RecordError(f"nested more than {MAX_DEPTH} levels deep")
-    error = jsonschema.exceptions.best_match(_validator(full).iter_errors(data))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise RecordError(f"invalid at {where}: {error.message}")
+    import fastjsonschema
+
+    try:
+        _fast_check(full)(data)
+    except fastjsonschema.JsonSchemaException:  # rejected: jsonschema decides and says where and why
+        error = jsonschema.exceptions.best_match(_validator(full).iter_errors(data))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+            raise RecordError(f"invalid at {where}: {error.message}") from None
     if not full:
         _check_nested(data)
 

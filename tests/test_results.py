@@ -191,3 +191,32 @@ def test_fast_reader_checks_agree_with_the_full_schema(tmp_path, mutate):
         validate(data, full=True)
     with pytest.raises(RecordError):
         validate(data, full=False)
+
+
+def test_compiled_schema_check_accepts_and_rejects_exactly_as_jsonschema(tmp_path):
+    """validate() asks fastjsonschema first and jsonschema only on a rejection: for every shallow field
+    set to every kind of value, both must agree on what is a valid record."""
+    import copy
+
+    from dendrobench.results import _fast_check, _validator
+
+    good = _good(tmp_path)
+    values = [None, "", "x", -1, 0, 2, 2.0, 1.5, 10**20, True, [], [1], {}, {"a": 1}]
+    paths = [(k,) for k in good] + [(k, j) for k in good if isinstance(good[k], dict) for j in good[k]]
+    checked = rejected = 0
+    for full in (True, False):
+        fast, reference = _fast_check(full), _validator(full)
+        for path in paths:
+            for value in values:
+                data = copy.deepcopy(good)
+                (data[path[0]] if len(path) == 2 else data)[path[-1]] = value
+                ok_ref = not any(True for _ in reference.iter_errors(data))
+                try:
+                    fast(data)
+                    ok_fast = True
+                except Exception:
+                    ok_fast = False
+                assert ok_fast == ok_ref, (full, path, value)
+                checked += 1
+                rejected += not ok_ref
+    assert checked > 1000 and 0.2 < rejected / checked < 0.95
