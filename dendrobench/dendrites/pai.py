@@ -166,9 +166,10 @@ class PerforatedAIDendrites(DendriteEngine):
         pc.set_find_best_lr(cfg.find_best_lr)
         pc.set_pai_forward_function(ACTIVATIONS[cfg.activation])
         # the library converts by class and by class *name* (its default names: every Linear and
-        # Conv); both must say the configured types, or a type left out is converted anyway
+        # Conv, and its own PAISequential); both must say the configured types, or a type left out
+        # is converted anyway
         pc.set_modules_to_perforate([TYPES[t] for t in cfg.types])
-        pc.set_module_names_to_perforate([TYPES[t].__name__ for t in cfg.types])
+        pc.set_module_names_to_perforate([*(TYPES[t].__name__ for t in cfg.types), "PAISequential"])
         if cfg.output_dimensions is not None:
             pc.set_output_dimensions(list(cfg.output_dimensions))
         if cfg.switch_mode == "fixed":
