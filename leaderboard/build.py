@@ -560,6 +560,27 @@ def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str) -> s
     return "\n".join(lines) + "\n"
 
 
+HEADLINE_COLUMNS = ("task", "source", "engine", "budget", "seeds", "rer", "verdict", "rer_wide", "params", "flops",
+                    "time", "claim")
+
+
+def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]]) -> str:
+    """The README's headline, generated so that it cannot drift from the site: the task rows (no
+    smoke rows, no claim protocols), then the claim table. tests/test_published_site.py checks that
+    the README carries this text verbatim."""
+    from dendrobench.published_claims import claim_table
+
+    names = {c: h for c, h, _ in ALL_COLUMNS}
+    task_rows = sorted((r for r in rows if not r.smoke and not r.key.claim),
+                       key=lambda r: (r.key.task, r.key.engine != "gd", r.key.engine))
+    lines = ["| " + " | ".join(names[c] for c in HEADLINE_COLUMNS) + " |", "|" + "---|" * len(HEADLINE_COLUMNS)]
+    lines += ["| " + " | ".join(_md(r.cells[c].text) for c in HEADLINE_COLUMNS) + " |" for r in task_rows]
+    claims = [r for r in records if r.get("claim")]
+    if claims:
+        lines += ["", claim_table(claims).rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
 # -- task pages -------------------------------------------------------------------------------
 def _curves(g: stats.GroupSummary) -> svg.Markup | None:
     """Validation metric per step: each arm's mean over seeds with a band of ± one SD over seeds;
@@ -832,6 +853,8 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     forest_file = out / "forest.svg"  # the index's forest plot on its own, for the README
     forest_file.write_text(svg.standalone(forest_main, (HERE / "static" / "style.css").read_text(encoding="utf-8")),
                            encoding="utf-8")
+    headline = out / "headline.md"
+    headline.write_text(render_headline(rows, records), encoding="utf-8")
     md = out / "leaderboard.md"
     md.write_text(render_markdown(rows, len(problems), generated), encoding="utf-8")
     csv_path = out / "leaderboard.csv"
@@ -839,7 +862,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     claims_path_out = out / "claims.html"
     claims_path_out.write_text(env.get_template("claims.html.j2").render(
         **common, claims=claims_page.claim_context(rows)), encoding="utf-8")
-    _write_manifest(out, [index, md, csv_path, claims_path_out, forest_file, *pages.values()], previous)
+    _write_manifest(out, [index, md, csv_path, claims_path_out, forest_file, headline, *pages.values()], previous)
     return BuildResult(out, index, pages, md, csv_path, rows, problems, claims_path_out)
 
 

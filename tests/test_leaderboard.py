@@ -265,7 +265,7 @@ def test_out_never_deletes_files_it_did_not_write(tmp_path: Path, capsys) -> Non
     build_site([results], site, generated="x")
     assert mine.read_text() == "my notes" and not first.pages["wikitext2"].exists()
     assert json.loads((site / build.MANIFEST).read_text())["files"] == sorted(
-        ["index.html", "leaderboard.md", "leaderboard.csv", "claims.html", "forest.svg",
+        ["index.html", "leaderboard.md", "leaderboard.csv", "claims.html", "forest.svg", "headline.md",
          first.pages["bbbp"].relative_to(site).as_posix()])
     # a non-empty folder that is not a site is refused (one line, exit 2) unless --force
     other = tmp_path / "docs"

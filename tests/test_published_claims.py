@@ -306,6 +306,23 @@ def test_claim_table_reports_each_protocol_and_how_often_a_seed_reaches_the_clai
     assert "| toy-claim | +50.0 % |" in table and "(n=2)" in table
 
 
+def test_claim_table_never_pools_a_smoke_check_with_the_real_run(toy_claims, tmp_path, capsys):
+    """A pipeline check in the same folder must not move the claim's figures: one set of settings."""
+    from dendrobench.cli import main, run_claim_job
+    from dendrobench.published_claims import claim_summary, get_claim
+
+    out = tmp_path / "results"
+    base = {"claim": "toy-claim", "results_dir": str(out), "progress": False, "data": {"source": "offline", "root": None}}
+    real = run_claim_job({**base, "budget": "standard", "seeds": 2}, echo=lambda s: None)
+    alone = claim_summary(get_claim("toy-claim"), real)
+    smoke = run_claim_job({**base, "budget": "smoke", "seeds": 1}, echo=lambda s: None)
+    assert {r["budget"] for r in smoke} == {"smoke"}
+    both = claim_summary(get_claim("toy-claim"), real + smoke)
+    assert both["published"]["values"] == alone["published"]["values"] and both["left_out"] == len(smoke)
+    assert main(["claim-table", str(out)]) == 0
+    assert f"; {len(smoke)} records of other settings not pooled" in capsys.readouterr().out
+
+
 def test_a_claim_runs_its_own_budgets_unless_scaled():
     from dendrobench.cli import prevalidate
     from dendrobench.published_claims import get_claim, suite_configs
