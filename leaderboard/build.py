@@ -758,6 +758,7 @@ class BuildResult:
     rows: list[IndexRow]
     problems: list[tuple[Path, str]]
     claims: Path | None = None
+    headline: Path | None = None
 
 
 MANIFEST = ".dendrobench-site.json"
@@ -863,7 +864,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     claims_path_out.write_text(env.get_template("claims.html.j2").render(
         **common, claims=claims_page.claim_context(rows)), encoding="utf-8")
     _write_manifest(out, [index, md, csv_path, claims_path_out, forest_file, headline, *pages.values()], previous)
-    return BuildResult(out, index, pages, md, csv_path, rows, problems, claims_path_out)
+    return BuildResult(out, index, pages, md, csv_path, rows, problems, claims_path_out, headline)
 
 
 # -- for the CLI ------------------------------------------------------------------------------
@@ -908,12 +909,48 @@ def format_task_row(records: Sequence[dict[str, Any]], task: str) -> str:
     return "\n".join(lines)
 
 
+HEADLINE_START, HEADLINE_END = "<!-- dendrobench:headline -->", "<!-- /dendrobench:headline -->"
+
+
+def _headline_slot(readme: Path) -> tuple[str, str]:
+    """The text before and after the README's headline markers; a UserError if they are missing."""
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read --readme {readme}: {getattr(exc, 'strerror', None) or exc}") from None
+    start, end = text.find(HEADLINE_START), text.find(HEADLINE_END)
+    if start < 0 or end < start:
+        raise UserError(f"--readme {readme} has no {HEADLINE_START} ... {HEADLINE_END} pair; "
+                        "put the two markers where the headline table goes")
+    return text[:start + len(HEADLINE_START)], text[end:]
+
+
+def put_headline(readme: Path, headline: str) -> None:
+    """Replace the README's headline block by the site's headline.md (written atomically)."""
+    import os
+    import tempfile
+
+    before, after = _headline_slot(readme)
+    mode = readme.stat().st_mode & 0o777
+    fd, tmp = tempfile.mkstemp(prefix=f".{readme.name}.", suffix=".tmp", dir=readme.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(before + "\n" + headline + after)
+        os.chmod(tmp, mode)
+        os.replace(tmp, readme)  # the README is the old one or the new one, never half of each
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description="Build the static leaderboard site (HTML, Markdown, CSV) from run records.")
     p.add_argument("results_dirs", nargs="+", metavar="RESULTS_DIR", help="folders of run records (searched recursively)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="SITE_DIR", help=f"output folder (default: ./{DEFAULT_OUT})")
     p.add_argument("--claims", type=Path, default=None, help="another reference.yaml of published claims")
+    p.add_argument("--readme", type=Path, default=None, metavar="FILE",
+                   help=f"also put the headline table into FILE, between {HEADLINE_START} and {HEADLINE_END}")
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty folder that is not a previous site (nothing in it is deleted)")
     return p
@@ -923,7 +960,11 @@ def main(argv: list[str] | None = None) -> int:
     """``dendrobench leaderboard RESULTS_DIR... --out SITE_DIR``; 0 on success, 2 on a user error."""
     args = _parser().parse_args(argv)
     try:
+        if args.readme is not None:
+            _headline_slot(args.readme)  # bad input is refused before any work
         res = build_site(args.results_dirs, args.out, claims_path=args.claims, force=args.force)
+        if args.readme is not None:
+            put_headline(args.readme, res.headline.read_text(encoding="utf-8"))
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -422,3 +422,18 @@ def test_claim_rer_conversion() -> None:
     assert claimed_rer({"metric": "perplexity", "baseline": 94.15, "dendritic": 84.14}) == pytest.approx(0.1063, abs=1e-3)
     assert claimed_rer({"metric": "eval_loss", "baseline": 0.3986, "dendritic": 0.4816}) < 0  # a misread loss
     assert claimed_rer({"quantity": "rer", "value": 0.3}) == 0.3
+
+
+def test_readme_headline_is_replaced_between_its_markers_or_refused(tmp_path: Path, capsys) -> None:
+    results = _results(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text("# me\nno markers here\n")
+    assert build.main([str(results), "--out", str(tmp_path / "site"), "--readme", str(readme)]) == 2
+    assert "no <!-- dendrobench:headline -->" in capsys.readouterr().err
+    assert readme.read_text() == "# me\nno markers here\n" and not (tmp_path / "site").exists()  # before any work
+    readme.write_text(f"# me\n{build.HEADLINE_START}\nold table\n{build.HEADLINE_END}\nafter\n")
+    assert build.main([str(results), "--out", str(tmp_path / "site"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    headline = (tmp_path / "site" / "headline.md").read_text()
+    assert "old table" not in text and text == f"# me\n{build.HEADLINE_START}\n{headline}{build.HEADLINE_END}\nafter\n"
+    assert "| task | data | engine |" in headline

@@ -45,3 +45,13 @@ def test_shipped_records_keep_their_own_fields() -> None:
             assert r["protocol"] in (("published", "matched") if is_claim else ("matched",))
             assert (r["claim"] is not None) == is_claim
             assert r["cost"]["steps"] > 0 or r["status"] != "ok"
+
+
+def test_readme_headline_is_the_shipped_sites() -> None:
+    """The README's table is generated (``dendrobench leaderboard ... --readme README.md``), never typed."""
+    from dendrobench.leaderboard.build import HEADLINE_END, HEADLINE_START
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split(HEADLINE_START, 1)[1].split(HEADLINE_END, 1)[0]
+    assert block == "\n" + (PUBLISHED / "site" / "headline.md").read_text(encoding="utf-8")
+    assert "leaderboard/published/site/forest.svg" in readme
