@@ -479,9 +479,13 @@ def common_settings(record: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"task": str(record["task"]), "task_version": cfg.get("task_version"),
                            "dataset": record.get("dataset"), "data_source": str(record["data_source"]),
                            "protocol": protocol_of(record), "claim": claim_of(record)}
-    if out["protocol"] == "matched":  # a published protocol gives its arms unequal budgets on purpose
-        out["budget"] = str(record["budget"])
-        out.update(_flat("budget", cfg.get("budget_spec") or {}))
+    out["budget"] = str(record["budget"])
+    if out["protocol"] == "published":
+        # a claim's published protocol gives its arms unequal budgets, and may give them different
+        # models (credit: MLP 128-wide baseline, 64-wide dendritic), on purpose: the claim file and
+        # the scale it ran at (smoke | quick | its own) decide them, so those are the row
+        return out
+    out.update(_flat("budget", cfg.get("budget_spec") or {}))
     # the task's protocol options as the user gave them (the record hash holds the non-default ones)
     out.update(_flat("task_options", cfg.get("task_options") or {}))
     return out

@@ -437,3 +437,26 @@ def test_readme_headline_is_replaced_between_its_markers_or_refused(tmp_path: Pa
     headline = (tmp_path / "site" / "headline.md").read_text()
     assert "old table" not in text and text == f"# me\n{build.HEADLINE_START}\n{headline}{build.HEADLINE_END}\nafter\n"
     assert "| task | data | engine |" in headline
+
+
+def test_a_published_protocol_pairs_its_own_different_models_but_never_another_scale(tmp_path: Path) -> None:
+    """pai-hackathon-credit compares a 128-wide baseline with a 64-wide dendritic MLP, as published:
+    one row; its smoke check (budget smoke) is a row of its own, never pooled with it."""
+    results = tmp_path / "results"
+    base = [.22, .21, .23, .22, .20, .21]
+    for budget, tag in (("standard", "s"), ("smoke", "k")):
+        recs = rf.paired("credit-default", {"baseline": base, "dendrites": [e - .01 for e in base]}, budget=budget)
+        for r in recs:
+            r.protocol, r.claim = "published", "pai-hackathon-credit"
+            r.config_hash = tag + r.config_hash[1:]
+            width = [128, 128, 64] if r.arm == "baseline" else [64, 64, 32]
+            r.config = {**r.config, "task_options": {"hidden": width}}
+            if r.arm == "dendrites":
+                r.engine = "perforatedai"
+        rf.write(results, recs)
+    res = build_site([results], tmp_path / "site", generated="x")
+    rows = {r.key.budget: r for r in res.rows if r.group.claim == "pai-hackathon-credit"}
+    assert sorted(rows) == ["smoke", "standard"]
+    c = rows["standard"].group.comparison("dendrites", "baseline")
+    assert c.pairs == 6 and c.rer.mean > 0
+    assert len(rows["standard"].group.records) == 12
