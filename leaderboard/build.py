@@ -438,7 +438,7 @@ def forest_rows(rows: Sequence[IndexRow], link: Callable[[IndexRow], str | None]
             (v, f"published: {claim_text(c)} (RER {v * 100:+.1f} %)") for c in row.claims
             if c.get("kind") == "claim" and (v := _claim_rer(c)) is not None]
         proto = "" if g.protocol != "published" else row.protocol_note.replace(f" of {g.claim}", "")
-        sub = " · ".join(x for x in (k.engine, row.cells["grade"].text, k.data_source, f"{cb.pairs} pairs",
+        sub = " · ".join(x for x in (k.engine, row.cells["grade"].text, k.data_source, f"{cb.pairs} pair" + ("" if cb.pairs == 1 else "s"),
                                      proto or ("claim" if g.claim else ""), row.label) if x)
         label = row.title + (" ⚠" if row.warning else "")
         out.append(svg.ForestRow(label, sub, link(row), [_estimate("baseline", cb), _estimate("wide", cw)],
