@@ -14,11 +14,11 @@ import stat
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from dendrobench.errors import UserError
 
@@ -201,31 +201,36 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: a reader sees the old file or the new.
+def atomic_write(path: Path, write: Callable[[IO[str]], Any], mode: int | None = None) -> None:
+    """Write through ``write(fh)`` to a temp file in the same folder, fsync, then rename: a reader
+    sees the old file or the new, never half of each. The temp file is removed on any failure.
 
-    The file gets the mode a plain ``open`` would give (0666 minus the umask), not ``mkstemp``'s
-    0600, so a results folder shared by a group stays readable by it.
+    The file gets ``mode``, else the mode a plain ``open`` would give (0666 minus the umask), not
+    ``mkstemp``'s 0600, so a results folder shared by a group stays readable by it.
     """
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_tmp_tag()}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_finite(data), fh, indent=1, default=_json_default, allow_nan=False)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
         os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise RecordWriteError(f"cannot write {path}: {exc.strerror or exc}; records written before are kept") from None
     except BaseException:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    """A record, written with :func:`atomic_write`; a failure is one line naming the file."""
+    try:
+        atomic_write(path, lambda fh: json.dump(_finite(data), fh, indent=1, default=_json_default, allow_nan=False))
+    except OSError as exc:
+        raise RecordWriteError(f"cannot write {path}: {exc.strerror or exc}; records written before are kept") from None
 
 
 LEGACY_TMP_AGE_S = 3600.0

@@ -852,8 +852,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
         problems=[(str(p), why) for p, why in problems], claims=claims, n_records=len(records),
         results_dirs=[str(d) for d in results_dirs]), encoding="utf-8")
     forest_file = out / "forest.svg"  # the index's forest plot on its own, for the README
-    forest_file.write_text(svg.standalone(forest_main, (HERE / "static" / "style.css").read_text(encoding="utf-8")),
-                           encoding="utf-8")
+    forest_file.write_text(svg.standalone(forest_main, env.globals["css"]), encoding="utf-8")
     headline = out / "headline.md"
     headline.write_text(render_headline(rows, records), encoding="utf-8")
     md = out / "leaderboard.md"
@@ -926,21 +925,11 @@ def _headline_slot(readme: Path) -> tuple[str, str]:
 
 
 def put_headline(readme: Path, headline: str) -> None:
-    """Replace the README's headline block by the site's headline.md (written atomically)."""
-    import os
-    import tempfile
+    """Replace the README's headline block by the site's headline.md (written atomically, mode kept)."""
+    from dendrobench.results import atomic_write
 
     before, after = _headline_slot(readme)
-    mode = readme.stat().st_mode & 0o777
-    fd, tmp = tempfile.mkstemp(prefix=f".{readme.name}.", suffix=".tmp", dir=readme.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(before + "\n" + headline + after)
-        os.chmod(tmp, mode)
-        os.replace(tmp, readme)  # the README is the old one or the new one, never half of each
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(readme, lambda fh: fh.write(before + "\n" + headline + after), mode=readme.stat().st_mode & 0o777)
 
 
 def _parser() -> argparse.ArgumentParser:
