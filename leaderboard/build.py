@@ -100,10 +100,23 @@ def claims_for(task: str, claims: Iterable[dict[str, Any]]) -> list[dict[str, An
     return [c for c in claims if c.get("task") == task]
 
 
-def claim_text(claim: dict[str, Any]) -> str:
-    """The short form shown in a table cell; conditions go in the tooltip and on the task page."""
+def different_dataset(claim: dict[str, Any], dataset: str | None = None) -> bool:
+    """Whether a claim was made on other data than the row it is shown beside. ``datasets`` lists
+    the dendrobench dataset names (a record's ``dataset``) that are the claim's own data; ``[]``
+    means none of them is. A row on any other dataset -- an offline stand-in, another copy -- is
+    flagged, so a claim made on BraTS never reads as if it were tested on the MNI152 stand-in. An
+    entry without ``datasets`` falls back to the older ``same_dataset`` flag."""
+    names = claim.get("datasets")
+    if names is None:
+        return claim.get("same_dataset", True) is False
+    return not names or (dataset is not None and dataset not in names)
+
+
+def claim_text(claim: dict[str, Any], dataset: str | None = None) -> str:
+    """The short form shown in a table cell beside a row on ``dataset``; conditions go in the
+    tooltip and on the task page."""
     who = str(claim.get("who") or "").split("(")[0].strip()
-    flag = "" if claim.get("same_dataset", True) else " [different dataset]"
+    flag = " [different dataset]" if different_dataset(claim, dataset) else ""
     return f"{claim.get('claim', '')}{flag} ({who})" if who else f"{claim.get('claim', '')}{flag}"
 
 
@@ -377,7 +390,7 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
         "compressed", "baseline")
     row.warning = null_warning(cb)
     fails = Counter({a: s.failed + s.diverged for a, s in g.arms.items()})
-    claim_cell = "; ".join(claim_text(c) for c in row.claims if c.get("kind") == "claim") or "–"
+    claim_cell = "; ".join(claim_text(c, k.dataset) for c in row.claims if c.get("kind") == "claim") or "–"
     mixed = g.mixed_versions
     grade_text = "publishable" if row.publishable else {"smoke": "pipeline check", "quick": "quick"}.get(
         row.grade, row.grade)
@@ -435,7 +448,7 @@ def forest_rows(rows: Sequence[IndexRow], link: Callable[[IndexRow], str | None]
         cb, cw = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide")
         # the claims registry's figures (converted to RER where they were not one); else reference.yaml's RERs
         marks = claims_page.forest_marks(k.task) or [
-            (v, f"published: {claim_text(c)} (RER {v * 100:+.1f} %)") for c in row.claims
+            (v, f"published: {claim_text(c, k.dataset)} (RER {v * 100:+.1f} %)") for c in row.claims
             if c.get("kind") == "claim" and (v := _claim_rer(c)) is not None]
         proto = "" if g.protocol != "published" else row.protocol_note.replace(f" of {g.claim}", "")
         sub = " · ".join(x for x in (k.engine, row.cells["grade"].text, k.data_source, f"{cb.pairs} pair" + ("" if cb.pairs == 1 else "s"),
@@ -740,6 +753,7 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              finalize=_finalize)
+    env.globals["different_dataset"] = different_dataset
     env.globals["css"] = jinja2.utils.markupsafe.Markup((HERE / "static" / "style.css").read_text(encoding="utf-8"))
     # JS is trusted package data; it is inlined verbatim, data goes through |tojson in a JSON block
     env.globals["sort_js"] = jinja2.utils.markupsafe.Markup((HERE / "static" / "table.js").read_text(encoding="utf-8"))
@@ -880,7 +894,9 @@ def format_task_row(records: Sequence[dict[str, Any]], task: str) -> str:
         return f"{task}: no runs recorded"
     claims = claims_for(task, load_claims())
     lines = []
-    for g in stats.summarize(recs):
+    groups = stats.summarize(recs)
+    datasets = {g.key.dataset for g in groups}
+    for g in groups:
         k = g.key
         lines.append(f"leaderboard row: {k.task} ({k.dataset or '?'}, {k.data_source}, engine {k.engine}, "
                      f"budget {k.budget}, metric {g.metric})")
@@ -904,7 +920,7 @@ def format_task_row(records: Sequence[dict[str, Any]], task: str) -> str:
                 f"{a} {s.failed + s.diverged}" for a, s in g.arms.items() if s.failed + s.diverged))
     for c in claims:
         if c.get("kind") == "claim":
-            lines.append(f"  published: {claim_text(c)}")
+            lines.append(f"  published: {claim_text(c, next(iter(datasets)) if len(datasets) == 1 else None)}")
     return "\n".join(lines)
 
 

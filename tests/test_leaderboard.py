@@ -221,8 +221,20 @@ def test_reference_claims_are_complete() -> None:
     assert tasks == {"bbbp", "brain-tumour", "cifar10", "wikitext2", "credit-default"}
     for c in claims:
         assert c["source"]["title"] and c["conditions"] and c["claim"] and c["who"]
-    produce = next(c for c in claims if c["id"] == "pai-hackathon-2025-produce")
-    assert produce["same_dataset"] is False and "[different dataset]" in build.claim_text(produce)
+    assert all(isinstance(c["datasets"], list) for c in claims)
+    by_id = {c["id"]: c for c in claims}
+    # produce images are none of dendrobench's datasets: flagged beside any row
+    produce = by_id["pai-hackathon-2025-produce"]
+    assert all("[different dataset]" in build.claim_text(produce, d) for d in (None, "cifar10", "cifar10-jpeg"))
+    # a claim made on real data is flagged beside a row on a stand-in, and only there
+    for cid, own, stand_in in (("pai-hackathon-2025-brain-tumour", "msd-task01-braintumour", "mni152-gm-wm"),
+                               ("pai-hackathon-2025-bbbp", "bbbp", "b3db"),
+                               ("pai-hackathon-2025-credit", "uci-credit-default", "german-credit")):
+        assert "[different dataset]" not in build.claim_text(by_id[cid], own)
+        assert "[different dataset]" in build.claim_text(by_id[cid], stand_in)
+        assert "[different dataset]" not in build.claim_text(by_id[cid])
+    # an entry from before ``datasets`` keeps its flag
+    assert build.different_dataset({"same_dataset": False}) and not build.different_dataset({})
     gin = next(c for c in claims if c["id"] == "hu2020-gin-bbbp")
     assert (gin["value"], gin["spread"]) == (0.658, 0.045)
 
