@@ -149,7 +149,9 @@ class ArmSummary:
     ``params`` / ``flops_per_sample`` are those of the validation-selected model (the one whose test
     metric is reported); ``params_final`` / ``flops_final`` those of the model at the end of
     training, None when no run recorded them. ``null_runs`` counts ok dendritic runs whose selected
-    model has no dendrites (see :func:`null_reason`).
+    model has no dendrites (see :func:`null_reason`). ``split`` is the split its ``error`` is scored on
+    (``test`` unless a claim's published protocol reports validation, ``report_split=val``) and
+    ``metric`` the metric on that split: what a row shows beside its RER, so the two never disagree.
     """
 
     arm: str
@@ -161,6 +163,7 @@ class ArmSummary:
     error: Interval = field(default_factory=lambda: EMPTY)
     test_metric: Interval = field(default_factory=lambda: EMPTY)
     val_metric: Interval = field(default_factory=lambda: EMPTY)
+    split: str = "test"
     params: float | None = None
     flops_per_sample: float | None = None
     wall_s: float | None = None
@@ -170,6 +173,10 @@ class ArmSummary:
     dendrites_selected: float | None = None  # mean dendrites in the selected model (dendritic arms)
     null_runs: int = 0
     messages: list[str] = field(default_factory=list)  # distinct failure messages, for the task page
+
+    @property
+    def metric(self) -> Interval:
+        return self.val_metric if self.split == "val" else self.test_metric
 
 
 @dataclass
@@ -280,6 +287,11 @@ class GroupSummary:
     @property
     def grade(self) -> str:
         return self.key.budget
+
+    @property
+    def split(self) -> str:
+        """The split the row's errors, RERs and metric columns are on (see :attr:`ArmSummary.split`)."""
+        return "val" if any(a.split == "val" for a in self.arms.values()) else "test"
 
     @property
     def failures(self) -> int:
@@ -451,6 +463,12 @@ def null_reason(record: dict[str, Any]) -> str | None:
 
 def metric_value(record: dict[str, Any], metric: str, split: str = "test") -> float | None:
     return _num((record.get(split) or {}).get(metric))
+
+
+def report_split(record: dict[str, Any]) -> str:
+    """The split a record's ``error`` was scored on: ``test``, or ``val`` where a claim's published
+    protocol reported validation scores (as the hackathon entries did)."""
+    return "val" if (record.get("config") or {}).get("report_split") == "val" else "test"
 
 
 def _recency(record: dict[str, Any]) -> tuple[str, str, str]:
@@ -680,6 +698,8 @@ def summarize_arm(arm: str, records: Sequence[dict[str, Any]], metric: str, supe
     s.error = t_interval(float(r["error"]) for r in ok)
     s.test_metric = t_interval(metric_value(r, metric) for r in ok)
     s.val_metric = t_interval(metric_value(r, metric, "val") for r in ok)
+    splits = {report_split(r) for r in ok}
+    s.split = splits.pop() if len(splits) == 1 else "test"
     s.params = _mean((r.get("params") or {}).get("inference") for r in ok)
     s.flops_per_sample = _mean((r.get("cost") or {}).get("flops_per_sample") for r in ok)
     s.wall_s = _mean((r.get("cost") or {}).get("wall_s") for r in ok)
@@ -720,7 +740,8 @@ def compare(arm: str, reference: str, by_seed: dict[tuple[str, int], dict[str, A
         c.pair_seeds.append(seed)
         c.error_diffs.append(er - ea)
         c.improved += ea < er
-        ma, mr = metric_value(a, metric), metric_value(r, metric)
+        # the metric difference on the split each error was scored on, so it agrees with the RER
+        ma, mr = metric_value(a, metric, report_split(a)), metric_value(r, metric, report_split(r))
         if ma is not None and mr is not None:
             c.metric_diffs.append(sign * (ma - mr))
         value = rer(er, ea)

@@ -253,8 +253,9 @@ class Cell:
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("task", "task", "one row per comparison: task, dataset, data source, engine, budget and every setting "
                      "that changes a result; what differs between rows of one task is shown under the name"),
-    ("baseline", "baseline", f"test metric of the base model; {PLUS_MINUS}"),
-    ("dendrites", "dendrites", f"test metric with dendrites; {PLUS_MINUS}"),
+    ("baseline", "baseline", f"test metric of the base model (validation, marked (val), where a claim "
+                             f"reported validation scores); {PLUS_MINUS}"),
+    ("dendrites", "dendrites", f"test metric with dendrites (validation where marked (val)); {PLUS_MINUS}"),
     ("rer", "RER vs baseline", f"relative error reduction, mean over seed pairs; {BRACKETS}"),
     ("p", "p", "two-sided p-value of the paired test on the seed pairs (dendrites vs baseline)"),
     ("verdict", "verdict", "better / worse only at p < 0.05; smoke runs are pipeline checks, never verdicts"),
@@ -269,9 +270,9 @@ DETAILS: tuple[tuple[str, str, str], ...] = (
     ("grade", "grade", "smoke: pipeline check; quick: indicative; publishable: >= 10 seed pairs at standard/full"),
     ("protocol", "protocol", "matched: equal budgets; published: a claim's own procedure"),
     ("settings", "settings", "what differs from the other rows of this task"),
-    ("metric", "metric", "test metric; ↑ higher is better, ↓ lower is better"),
-    ("wide", "wide", f"capacity control's test metric; {PLUS_MINUS}"),
-    ("diff", "effect", f"mean paired difference of the test metric, dendrites against baseline in the metric's "
+    ("metric", "metric", "test metric, or validation where marked (val); ↑ higher is better, ↓ lower is better"),
+    ("wide", "wide", f"capacity control's test metric (validation where marked (val)); {PLUS_MINUS}"),
+    ("diff", "effect", f"mean paired difference of the metric column's metric, dendrites against baseline in the metric's "
                        f"units (positive = better); {BRACKETS}"),
     ("p_improve", "P(improve)", "fraction of seed pairs where dendrites had the lower error"),
     ("verdict_wide", "verdict vs wide", "the paired test against the capacity control"),
@@ -332,11 +333,12 @@ def _arm_cell(g: stats.GroupSummary, arm: str) -> Cell:
     a = g.arms.get(arm)
     if a is None:
         return Cell("–", None, f"no {arm} runs")
-    iv = a.test_metric
-    title = f"{a.ok} ok of {a.runs} runs"
+    iv = a.metric
+    title = f"{a.ok} ok of {a.runs} runs" + ("; validation metric: the claim reported validation scores"
+                                             if a.split == "val" else "")
     if iv.low is not None and iv.high is not None and iv.n >= 2:
         title += f"; 95 % interval of the mean [{fmt_value(iv.low)}, {fmt_value(iv.high)}]"
-    return Cell(fmt_interval(iv), iv.mean, title)
+    return Cell(fmt_interval(iv) + (" (val)" if a.split == "val" else ""), iv.mean, title)
 
 
 def _rer_cell(c: stats.Comparison) -> Cell:
@@ -412,7 +414,8 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
         "grade": Cell(grade_text, grade_text),
         "protocol": Cell(protocol + (f" ({claim_id})" if claim_id else ""), protocol),
         "settings": Cell(row.label or "–", row.label),
-        "metric": Cell(f"{g.metric} {'↑' if g.higher_is_better else '↓'}", g.metric),
+        "metric": Cell(f"{g.metric} {'↑' if g.higher_is_better else '↓'}" + (" (val)" if g.split == "val" else ""),
+                       g.metric),
         "wide": _arm_cell(g, "wide"),
         "diff": _diff_cell(cb),
         "p_improve": Cell(fmt_pct(cb.p_improvement, signed=False), cb.p_improvement,
@@ -464,7 +467,7 @@ def _n(v: float | None) -> float | str:
 
 
 CSV_FIELDS = (
-    "task", "dataset", "data_source", "modality", "engine", "budget", "metric", "higher_is_better",
+    "task", "dataset", "data_source", "modality", "engine", "budget", "metric", "higher_is_better", "split",
     "row_id", "label", "grade", "publishable", "protocol", "claim",
     "baseline_mean", "baseline_low", "baseline_high", "baseline_ok", "baseline_failed",
     "dendrites_mean", "dendrites_low", "dendrites_high", "dendrites_ok", "dendrites_failed",
@@ -485,12 +488,12 @@ def csv_record(row: IndexRow) -> dict[str, Any]:
     out: dict[str, Any] = {
         "task": k.task, "dataset": k.dataset or "", "data_source": k.data_source, "modality": g.modality,
         "engine": k.engine, "budget": k.budget, "metric": g.metric, "higher_is_better": g.higher_is_better,
-        "row_id": row.anchor.removeprefix("row-"), "label": row.label, "grade": row.grade,
+        "split": g.split, "row_id": row.anchor.removeprefix("row-"), "label": row.label, "grade": row.grade,
         "publishable": row.publishable, "protocol": g.protocol, "claim": g.claim or "",
     }
     for arm in stats.ARMS:
         a = g.arms.get(arm)
-        iv = a.test_metric if a else stats.Interval(None, None, None, 0)
+        iv = a.metric if a else stats.Interval(None, None, None, 0)
         out.update({f"{arm}_mean": _n(iv.mean), f"{arm}_low": _n(iv.low), f"{arm}_high": _n(iv.high),
                     f"{arm}_ok": a.ok if a else 0, f"{arm}_failed": (a.failed + a.diverged) if a else 0})
     for prefix, (arm, ref) in (("rer", ("dendrites", "baseline")), ("rer_wide", ("dendrites", "wide")),

@@ -100,7 +100,7 @@ def _arm_metric(row: IndexRow, arm: str) -> str:
     from .build import fmt_interval
 
     a = row.group.arms.get(arm)
-    return fmt_interval(a.test_metric) if a else "–"
+    return fmt_interval(a.metric) + (" (val)" if a.split == "val" else "") if a else "–"
 
 
 def _fill(col: Column, claimed: float | None, metric: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import re
 from html.parser import HTMLParser
@@ -21,6 +22,7 @@ from dendrobench.leaderboard.build import (
     site_command,
 )
 
+from dendrobench import stats
 from dendrobench.errors import UserError
 
 EVIL = "<script>alert(1)</script>"
@@ -472,3 +474,24 @@ def test_a_published_protocol_pairs_its_own_different_models_but_never_another_s
     c = rows["standard"].group.comparison("dendrites", "baseline")
     assert c.pairs == 6 and c.rer.mean > 0
     assert len(rows["standard"].group.records) == 12
+
+
+def test_a_row_scored_on_validation_shows_validation_means_beside_its_rer(tmp_path: Path) -> None:
+    """A claim's published protocol may report validation scores (``report_split=val``): its records'
+    ``error`` is 1 - val. The row's metric columns, metric difference and CSV must then be on val too,
+    or a reader sees test means beside an RER they do not give."""
+    results = tmp_path / "results"
+    base = [.22, .21, .23, .22, .20, .21]
+    recs = rf.paired("credit-default", {"baseline": base, "dendrites": [e - .01 for e in base]}, budget="standard")
+    for r in recs:
+        r.protocol, r.claim = "published", "pai-hackathon-credit"
+        r.config = {**r.config, "report_split": "val"}
+        r.test = {"roc_auc": 0.5}  # test scores that disagree with val: a row showing them is caught
+    rf.write(results, recs)
+    res = build_site([results], tmp_path / "site", generated="x")
+    row = next(r for r in res.rows if r.group.claim == "pai-hackathon-credit")
+    assert row.group.split == "val" and row.group.arms["baseline"].split == "val"
+    assert row.cells["baseline"].text == build.fmt_interval(stats.t_interval(1 - e for e in base)) + " (val)"
+    assert row.group.comparison("dendrites", "baseline").diff.mean == pytest.approx(0.01)
+    csv_row = next(csv.DictReader(io.StringIO((tmp_path / "site" / "leaderboard.csv").read_text())))
+    assert csv_row["split"] == "val" and float(csv_row["baseline_mean"]) == pytest.approx(1 - sum(base) / 6)
