@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dendrobench.results import pid_alive
+
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 600.0  # 20 missed heartbeats: only for holders on other hosts (or unreadable claims)
 SUFFIX = ".claim"
@@ -37,16 +39,6 @@ def claim_path(record: Path) -> Path:
 
 def _host() -> str:
     return socket.gethostname()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _job() -> str | None:
@@ -73,7 +65,7 @@ def is_stale(path: Path, stale_after_s: float = STALE_AFTER_S) -> bool:
     if info and info.get("job") and info.get("job") == _job() and info.get("pid") != os.getpid():
         return True  # this scheduler job's own earlier attempt, before a requeue (preemption, timeout)
     if info and info.get("host") == _host() and isinstance(info.get("pid"), int):
-        return not _alive(info["pid"]) or age > stale_after_s
+        return not pid_alive(info["pid"]) or age > stale_after_s
     # another host (its PIDs mean nothing here) or a claim still being written / unreadable
     return age > stale_after_s
 

@@ -259,6 +259,7 @@ def clean_stale_files(results_dir: Path) -> list[Path]:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still runs (one owned by another user counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
