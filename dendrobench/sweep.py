@@ -12,7 +12,7 @@ reported: killed, timed out, out of memory), and the exit code says whether anyt
 
 ``jobs=auto|N`` is sugar for Hydra's joblib launcher (``hydra/launcher=local``, a preset shipped in
 ``dendrobench/conf/hydra/launcher``) with ``n_jobs=N``; several seeds of one task become one job per
-seed. Runs pin their torch thread count (``threads``, 1 by default) so that a job gives the same
+seed, and each arm of a seed a job of its own (see :func:`split_arms`). Runs pin their torch thread count (``threads``, 1 by default) so that a job gives the same
 numbers whichever launcher ran it.
 """
 
@@ -75,12 +75,51 @@ def _launcher(args: Sequence[str]) -> str | None:
     return None
 
 
+def _set(args: Sequence[str], key: str) -> str | None:
+    """The last value given to ``key`` (``null`` counts as not given)."""
+    got = [a.partition("=")[2].strip() for a in args if _key(a) == key]
+    return got[-1] if got and got[-1] not in ("", "null") else None
+
+
+def default_arms() -> str:
+    """The ``arms`` default of the shipped config, in override form (``[baseline,dendrites,wide]``)."""
+    import yaml
+
+    conf = yaml.safe_load((Path(__file__).parent / "conf" / "config.yaml").read_text(encoding="utf-8"))
+    return "[" + ",".join(str(a) for a in conf["arms"]) + "]"
+
+
+def split_arms(args: list[str]) -> list[str]:
+    """One job per arm: ``arms=[baseline,dendrites,wide]`` becomes the sweep ``[baseline],[dendrites],[wide]``.
+
+    Why: jobs are handed out in sweep order, and with one job per (task, seed) the last task's arms
+    run one after another on one core while the other idles (the quick suite: wikitext2's three arms,
+    about half its sequential time, started last). Arms vary fastest, so a seed's dendrites job is
+    handed out before its wide job. ``wide`` then takes its parameter target from the engine's plan
+    where the engine can say it (``gd`` with fixed switching, no early stopping) or waits for the
+    dendrites job's record (the other engines). Left alone: an ``arms`` sweep of the user's own, a
+    single arm, and claims (each protocol of a claim has its own arms).
+    """
+    if _set(args, "claim") is not None:
+        return args
+    given = [a for a in args if _key(a) == "arms"]
+    value = given[-1].partition("=")[2].strip() if given else default_arms()
+    items = split_top(value)
+    if len(items) != 1 or not (value.startswith("[") and value.endswith("]")):
+        return args
+    arms = [x.strip() for x in value[1:-1].split(",") if x.strip()]
+    if len(arms) < 2:
+        return args
+    return [*(a for a in args if _key(a) != "arms"), "arms=" + ",".join(f"[{a}]" for a in arms)]
+
+
 def apply_jobs(args: list[str]) -> list[str]:
-    """Turn ``jobs=N`` into a multirun with one job per (sweep point, seed), N at a time.
+    """Turn ``jobs=N`` into a multirun with one job per (sweep point, seed, arm), N at a time.
 
     ``jobs=1`` (or no ``jobs``) leaves the arguments alone: runs go one after another in this
     process. With ``N > 1`` and no launcher of the user's own, the local preset (joblib) runs N jobs
-    at a time; ``seeds=K`` (or the default 3) becomes ``seed=0,..,K-1`` so that seeds run in parallel.
+    at a time; ``seeds=K`` (or the default 3) becomes ``seed=0,..,K-1`` so that seeds run in parallel,
+    and the arms of each seed become jobs of their own (:func:`split_arms`).
     With a launcher of the user's own, ``jobs`` bounds how many jobs run at once (see
     :func:`launcher_settings`).
     """
@@ -96,6 +135,7 @@ def apply_jobs(args: list[str]) -> list[str]:
             if k.isdigit() and int(k) >= 1:
                 rest = [a for a in rest if _key(a) not in ("seeds", "seed")]
                 rest.append("seed=" + ",".join(str(s) for s in range(int(k))))
+        rest = split_arms(rest)
         if _launcher(rest) is None:
             rest.append(f"hydra/launcher={LOCAL_LAUNCHER}")
         if _launcher(rest) in ("local", "joblib") and not any(a.startswith("hydra.launcher.n_jobs=") for a in rest):

@@ -13,7 +13,15 @@ import pytest
 
 from dendrobench import claims
 from dendrobench.errors import ConfigError
-from dendrobench.sweep import apply_jobs, collect, fix_sweep_dir, split_top, write_outcome
+from dendrobench.sweep import (
+    apply_jobs,
+    collect,
+    expected_jobs,
+    fix_sweep_dir,
+    split_arms,
+    split_top,
+    write_outcome,
+)
 
 DIVERGES = "task=sweep_tasks:DivergesOnSeed1"
 # what must be equal, bit for bit, between two runs of the same job (timings and dates may differ)
@@ -44,11 +52,27 @@ def test_split_top_keeps_lists_whole():
     assert split_top("[baseline,wide]") == ["[baseline,wide]"]
 
 
+def test_jobs_gives_each_arm_a_job_of_its_own_but_leaves_user_sweeps_and_claims_alone():
+    """One job per arm, arms varying fastest (a seed's dendrites job is handed out before its wide
+    job); an arms sweep of the user's own, a single arm and a claim's protocols are left as given."""
+    got = apply_jobs(["task=bbbp", "seeds=2", "arms=[baseline, dendrites]", "jobs=2"])
+    assert [a for a in got if a.startswith("arms=")] == ["arms=[baseline],[dendrites]"]
+    jobs = expected_jobs([a for a in got if a != "-m"])
+    assert [j[-1] for j in jobs] == ["arms=[baseline]", "arms=[dendrites]"] * 2
+    assert [j[1] for j in jobs] == ["seed=0", "seed=0", "seed=1", "seed=1"]
+    for args in (["task=bbbp", "arms=[baseline],[dendrites,wide]"], ["task=bbbp", "arms=[wide]"],
+                 ["claim=pai-hackathon-bbbp"]):
+        assert split_arms(list(args)) == list(args)
+    assert split_arms(["task=bbbp", "claim=null"])[-1] == "arms=[baseline],[dendrites],[wide]"
+    assert apply_jobs(["task=bbbp", "jobs=1"]) == ["task=bbbp"]  # one process: arms in turn, as before
+
+
 def test_jobs_becomes_a_joblib_multirun_over_seeds():
     assert apply_jobs(["task=bbbp", "jobs=1"]) == ["task=bbbp"]
     got = apply_jobs(["task=bbbp", "seeds=3", "jobs=2"])
     assert got[0] == "-m" and "seed=0,1,2" in got and not any(a.startswith("seeds=") for a in got)
     assert "hydra/launcher=local" in got and "hydra.launcher.n_jobs=2" in got
+    assert "arms=[baseline],[dendrites],[wide]" in got
     mine = apply_jobs(["-m", "task=a,b", "seed=0", "jobs=auto", "hydra/launcher=submitit_local"])
     assert "hydra/launcher=local" not in mine and "seed=0" in mine
     with pytest.raises(ConfigError, match="jobs must be 'auto' or an integer >= 1"):
