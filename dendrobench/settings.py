@@ -57,7 +57,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("threads", "torch threads per run; part of the record identity", "`null` (torch's default) or an integer >= 1"),
     Setting("progress", "progress bars", "`null` (only on a terminal outside CI), `true`, `false`"),
     Setting("jobs", "runs side by side, one process and one thread each, through Hydra's joblib launcher; several "
-            "seeds of one task become one job per seed (SLURM, submitit, Ray: docs/scaling.md)",
+            "seeds of one task become one job per seed and arm (SLURM, submitit, Ray: docs/scaling.md)",
             "`auto` (every core) or an integer >= 1 (`1`: one run after another in this process)"),
     Setting("energy", "each run's energy through CodeCarbon (`pip install \"dendrobench[energy]\"`): measured with "
             "RAPL where the machine has it, else marked estimated; shown as a ratio to the baseline",
