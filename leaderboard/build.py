@@ -594,7 +594,29 @@ def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]])
     claims = [r for r in records if r.get("claim")]
     if claims:
         lines += ["", claim_table(claims).rstrip("\n")]
+    lines += ["", provenance(records)]
     return "\n".join(lines) + "\n"
+
+
+def provenance(records: Sequence[dict[str, Any]]) -> str:
+    """When and on what the records were made, from the records themselves (so the line is as
+    reproducible as the table): how many, the newest finish, each software/machine combination
+    with its share, and the budgets used."""
+    combos = Counter()
+    for r in records:
+        env = r.get("env") or {}
+        torch_v = str((env.get("packages") or {}).get("torch") or env.get("torch") or "?")
+        threads = env.get("threads")
+        combos[(f"{env.get('device_name') or '?'} {str(env.get('platform') or '?').split('-')[0]}",
+                str(env.get("device") or "?"), str(env.get("python") or "?"), torch_v,
+                "?" if threads is None else str(threads))] += 1
+    machines = "; ".join(
+        f"{machine}, {device} only, Python {py}, torch {tv}, {th} thread{'s' if th != '1' else ''} per run"
+        + (f" ({n} run{'s' if n != 1 else ''})" if len(combos) > 1 else "")
+        for (machine, device, py, tv, th), n in sorted(combos.items(), key=lambda kv: (-kv[1], kv[0])))
+    budgets = ", ".join(sorted({str(r.get("budget")) for r in records if r.get("budget")}))
+    return (f"From {len(records)} run records, the newest finished {newest_finish(records)}; "
+            f"budgets {budgets}; {machines}.")
 
 
 # -- task pages -------------------------------------------------------------------------------

@@ -495,3 +495,18 @@ def test_a_row_scored_on_validation_shows_validation_means_beside_its_rer(tmp_pa
     assert row.group.comparison("dendrites", "baseline").diff.mean == pytest.approx(0.01)
     csv_row = next(csv.DictReader(io.StringIO((tmp_path / "site" / "leaderboard.csv").read_text())))
     assert csv_row["split"] == "val" and float(csv_row["baseline_mean"]) == pytest.approx(1 - sum(base) / 6)
+
+
+def test_the_headline_says_when_and_on_what_its_records_were_made(tmp_path: Path) -> None:
+    """The README headline ends with a provenance line taken from the records (count, newest finish,
+    budgets, machine and software with each combination's share), so it is rebuilt byte for byte."""
+    results = tmp_path / "results"
+    recs = rf.paired("bbbp", {"baseline": [.2, .3], "dendrites": [.2, .3]})
+    recs[0].env = {**recs[0].env, "threads": 2}
+    for r in recs[1:]:
+        r.env = {**r.env, "threads": 1, "device_name": "x86_64", "platform": "Linux-6.1-x86_64"}
+    rf.write(results, recs)
+    line = build_site([results], tmp_path / "site", generated="x").headline.read_text().splitlines()[-1]
+    assert line.startswith("From 4 run records, the newest finished 2026-01-01 00:01 UTC; budgets quick; ")
+    assert "x86_64 Linux, cpu only, Python 3.11.7, torch 2.3.0, 1 thread per run (3 runs)" in line
+    assert "2 threads per run (1 run)" in line
