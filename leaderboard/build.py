@@ -70,6 +70,33 @@ def load_records(results_dirs: Sequence[Path | str],
     return records, problems
 
 
+NOT_RUN_FILE = "not-run.yaml"
+
+
+def load_not_run(results_dirs: Sequence[Path | str]) -> dict[str, str]:
+    """Why a task has no row: ``not-run.yaml`` at the top of a results folder maps task names to a
+    reason ("word-level WikiText-2 needs a GPU here"). A published leaderboard must have a row per
+    task or say why not, and the reason belongs with the records it explains, not in prose
+    elsewhere. Malformed files are refused in one line (exit 2), before anything is written."""
+    out: dict[str, str] = {}
+    for d in results_dirs:
+        path = Path(d) / NOT_RUN_FILE
+        if not path.is_file():
+            continue
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        if data is None:
+            continue
+        if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                                  for k, v in data.items()):
+            raise UserError(f"{path} must map task names to a reason, e.g. `wikitext2: needs a GPU`, "
+                            f"got {type(data).__name__ if not isinstance(data, dict) else 'other values'}")
+        out.update({k: " ".join(v.split()) for k, v in data.items()})
+    return dict(sorted(out.items()))
+
+
 def newest_finish(records: Sequence[dict[str, Any]]) -> str:
     """When the newest run finished, from the records themselves: the date a site shows, so that
     the same records always build the same site (the published one is checked byte for byte)."""
@@ -550,7 +577,8 @@ def _md(text: str) -> str:
             .replace("\r", " ").replace("\n", " "))
 
 
-def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str) -> str:
+def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str,
+                    not_run: dict[str, str] | None = None) -> str:
     head = [h for _, h, _ in ALL_COLUMNS]
     smoke = sum(r.smoke for r in rows)
     lines = ["# dendrobench leaderboard", "",
@@ -558,8 +586,8 @@ def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str) -> s
              + (f" ({skipped} unusable record file(s) skipped)" if skipped else "") + ".", "",
              "- RER = (error_baseline − error_dendrites) / error_baseline per seed pair, averaged; "
              f"{BRACKETS}.",
-             f"- Arm columns: test metric, mean ± SD; {PLUS_MINUS}. Effect: mean paired difference of the test "
-             "metric in its own units [95 % interval].",
+             f"- Arm columns: test metric (validation where marked (val)), mean ± SD; {PLUS_MINUS}. Effect: mean "
+             "paired difference of that metric in its own units [95 % interval].",
              f"- Verdict: better / worse only at p < {stats.ALPHA} in a two-sided exact sign-flip test of the "
              f"paired error differences, which needs at least {stats.MIN_PAIRS} seed pairs; smoke rows are "
              "pipeline checks without a verdict; publishable = at least "
@@ -573,6 +601,9 @@ def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str) -> s
     warned = [r for r in rows if r.warning]
     if warned:
         lines += [""] + [f"- ⚠ {_md(r.title)} ({_md(r.key.engine)}, {_md(r.key.budget)}): {r.warning}" for r in warned]
+    missing = missing_tasks(rows, not_run)
+    if missing:
+        lines += ["", "Not run:", ""] + [f"- {_md(t)}: {_md(why)}" for t, why in missing.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -580,10 +611,11 @@ HEADLINE_COLUMNS = ("task", "source", "engine", "budget", "seeds", "rer", "verdi
                     "time", "claim")
 
 
-def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]]) -> str:
+def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]],
+                    not_run: dict[str, str] | None = None, claims: Sequence[dict[str, Any]] = ()) -> str:
     """The README's headline, generated so that it cannot drift from the site: the task rows (no
-    smoke rows, no claim protocols), then the claim table. tests/test_published_site.py checks that
-    the README carries this text verbatim."""
+    smoke rows, no claim protocols), a row for each task that was not run with the reason, then the
+    claim table. tests/test_published_site.py checks that the README carries this text verbatim."""
     from dendrobench.published_claims import claim_table
 
     names = {c: h for c, h, _ in ALL_COLUMNS}
@@ -591,11 +623,22 @@ def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]])
                        key=lambda r: (r.key.task, r.key.engine != "gd", r.key.engine))
     lines = ["| " + " | ".join(names[c] for c in HEADLINE_COLUMNS) + " |", "|" + "---|" * len(HEADLINE_COLUMNS)]
     lines += ["| " + " | ".join(_md(r.cells[c].text) for c in HEADLINE_COLUMNS) + " |" for r in task_rows]
-    claims = [r for r in records if r.get("claim")]
-    if claims:
-        lines += ["", claim_table(claims).rstrip("\n")]
+    for task, why in missing_tasks(rows, not_run).items():
+        cells = dict.fromkeys(HEADLINE_COLUMNS, "–")
+        published = "; ".join(claim_text(c) for c in claims_for(task, claims) if c.get("kind") == "claim")
+        cells.update(task=task, seeds="0", rer="not run", verdict=why, claim=published or "–")
+        lines.append("| " + " | ".join(_md(cells[c]) for c in HEADLINE_COLUMNS) + " |")
+    claim_records = [r for r in records if r.get("claim")]
+    if claim_records:
+        lines += ["", claim_table(claim_records).rstrip("\n")]
     lines += ["", provenance(records)]
     return "\n".join(lines) + "\n"
+
+
+def missing_tasks(rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> dict[str, str]:
+    """The not-run reasons of tasks that have no (non-smoke) row."""
+    have = {r.key.task for r in rows if not r.smoke}
+    return {t: why for t, why in (not_run or {}).items() if t not in have}
 
 
 def provenance(records: Sequence[dict[str, Any]]) -> str:
@@ -857,6 +900,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     """
     out = Path(out)
     previous = previous_build(out, force)
+    not_run = load_not_run(results_dirs)  # a malformed file is refused before anything is written
     records, problems = load_records(results_dirs, warn)
     claims = load_claims(claims_path)
     rows = [make_row(g, claims) for g in stats.summarize(records)]
@@ -889,13 +933,14 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
         forest_main=forest_main, forest_all=forest_all, n_smoke=sum(r.smoke for r in rows),
         sources=sorted({r.key.data_source for r in rows}),
         problems=[(str(p), why) for p, why in problems], claims=claims, n_records=len(records),
+        not_run=missing_tasks(rows, not_run),
         results_dirs=[str(d) for d in results_dirs]), encoding="utf-8")
     forest_file = out / "forest.svg"  # the index's forest plot on its own, for the README
     forest_file.write_text(svg.standalone(forest_main, env.globals["css"]), encoding="utf-8")
     headline = out / "headline.md"
-    headline.write_text(render_headline(rows, records), encoding="utf-8")
+    headline.write_text(render_headline(rows, records, not_run, claims), encoding="utf-8")
     md = out / "leaderboard.md"
-    md.write_text(render_markdown(rows, len(problems), generated), encoding="utf-8")
+    md.write_text(render_markdown(rows, len(problems), generated, not_run), encoding="utf-8")
     csv_path = out / "leaderboard.csv"
     csv_path.write_text(render_csv(rows), encoding="utf-8")
     claims_path_out = out / "claims.html"

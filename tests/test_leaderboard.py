@@ -510,3 +510,21 @@ def test_the_headline_says_when_and_on_what_its_records_were_made(tmp_path: Path
     assert line.startswith("From 4 run records, the newest finished 2026-01-01 00:01 UTC; budgets quick; ")
     assert "x86_64 Linux, cpu only, Python 3.11.7, torch 2.3.0, 1 thread per run (3 runs)" in line
     assert "2 threads per run (1 run)" in line
+
+
+def test_a_task_that_was_not_run_gets_a_row_saying_why(tmp_path: Path) -> None:
+    """A published leaderboard has a row per task or says why not: ``not-run.yaml`` beside the
+    records gives the reason, shown in the headline, the Markdown and the index; a task that has
+    rows after all is not listed; a malformed file is refused before anything is written."""
+    results = _results(tmp_path)
+    (results / "not-run.yaml").write_text("brain-tumour: >-\n  no labelled volumes\n  here\nwikitext2: ran after all\n")
+    res = build_site([results], tmp_path / "site", generated="x")
+    headline = res.headline.read_text()
+    row = next(line for line in headline.splitlines() if line.startswith("| brain-tumour |"))
+    assert "| not run | no labelled volumes here |" in row and "47.3 % baseline improvement" in row
+    assert not any(line.startswith("| wikitext2 | – |") for line in headline.splitlines())
+    assert "- brain-tumour: no labelled volumes here" in res.markdown.read_text()
+    assert "brain-tumour (no labelled volumes here)" in res.index.read_text()
+    (results / "not-run.yaml").write_text("- brain-tumour\n")
+    out = tmp_path / "site2"
+    assert main([str(results), "--out", str(out)]) == 2 and not out.exists()
