@@ -292,15 +292,14 @@ def claim_summary(claim: Claim, records: list[dict[str, Any]]) -> dict[str, Any]
     the claimed figure, the steps ratio, and the RER against the dendritic run's own first phase
     (the baseline some claims used)."""
     from dendrobench.metrics import get_evaluator
-    from dendrobench.stats import rer, t_interval
+    from dendrobench.stats import rer, scale_settings, t_interval
 
     records = [r for r in records if r.get("claim") == claim.id]
     # one set of settings only, never pooled: a smoke check, another task version or other data
     # beside the real run would otherwise mix into its figures; the largest set is summarised
     sets: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
-        key = (r.get("budget"), r.get("config", {}).get("task_version"), r.get("data_source"), r.get("dataset"))
-        sets.setdefault(key, []).append(r)
+        sets.setdefault(tuple(scale_settings(r).items()), []).append(r)
     records = max(sets.values(), key=len) if sets else []
     left_out = sum(len(v) for v in sets.values()) - len(records)
 

@@ -491,13 +491,22 @@ def _flat(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
+def scale_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """What no two runs may differ in to be pooled at all, whatever the protocol: task and its
+    version, data, claim and budget name. A claim's summary keeps one such set (a smoke check beside
+    the real run is never mixed in); a row adds the rest (:func:`common_settings`)."""
+    cfg = record.get("config") or {}
+    return {"task": str(record["task"]), "task_version": cfg.get("task_version"),
+            "dataset": record.get("dataset"), "data_source": str(record["data_source"]),
+            "claim": claim_of(record), "budget": str(record["budget"])}
+
+
 def common_settings(record: dict[str, Any]) -> dict[str, Any]:
     """Settings that every arm of a comparison shares (flattened; see :class:`GroupSummary`)."""
     cfg = record.get("config") or {}
-    out: dict[str, Any] = {"task": str(record["task"]), "task_version": cfg.get("task_version"),
-                           "dataset": record.get("dataset"), "data_source": str(record["data_source"]),
-                           "protocol": protocol_of(record), "claim": claim_of(record)}
-    out["budget"] = str(record["budget"])
+    scale = scale_settings(record)
+    out: dict[str, Any] = {k: scale[k] for k in ("task", "task_version", "dataset", "data_source")}
+    out.update(protocol=protocol_of(record), claim=scale["claim"], budget=scale["budget"])
     if out["protocol"] == "published":
         # a claim's published protocol gives its arms unequal budgets, and may give them different
         # models (credit: MLP 128-wide baseline, 64-wide dendritic), on purpose: the claim file and
