@@ -179,12 +179,19 @@ def fix_sweep_dir(args: list[str]) -> tuple[list[str], Path | None]:
     """Give the sweep an absolute folder chosen here, so the parent knows where jobs report.
 
     A folder under the (first) ``results_dir``: on a cluster that is shared storage already. A user's
-    own ``hydra.sweep.dir`` is kept (and read) unless it holds interpolations we cannot resolve.
+    own ``hydra.sweep.dir`` is kept and read; one with ``${now:...}`` or ``${oc.env:...}`` is resolved
+    here, once, and passed on resolved (the jobs would otherwise resolve the time themselves, and
+    the parent could not find their outcomes). Only interpolations of Hydra's runtime keys
+    (``${hydra.job.name}``) stay unresolved: then there is no pooled summary.
     """
-    for a in args:
+    for i, a in enumerate(args):
         if a.startswith("hydra.sweep.dir="):
             value = a.partition("=")[2]
-            return args, (None if "$" in value else Path(value).expanduser().resolve())
+            resolved = resolve_path(value) if "$" in value else value
+            if resolved is None:
+                return args, None
+            folder = Path(resolved).expanduser().resolve()
+            return [*args[:i], f"hydra.sweep.dir={folder}", *args[i + 1:]], folder
     results = [a.partition("=")[2] for a in args if _key(a) == "results_dir"]
     base = split_top(results[-1])[0] if results else "./dendrobench-results"
     if "$" in base or "(" in base:
@@ -192,6 +199,18 @@ def fix_sweep_dir(args: list[str]) -> tuple[list[str], Path | None]:
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S") + f"-{os.getpid()}"
     folder = Path(base).expanduser().resolve() / ".multirun" / stamp
     return [*args, f"hydra.sweep.dir={folder}"], folder
+
+
+def resolve_path(value: str) -> str | None:
+    """``value`` with its ``${now:...}`` / ``${oc.env:...}`` interpolations resolved, or None."""
+    try:
+        from hydra.core.utils import setup_globals
+        from omegaconf import OmegaConf
+
+        setup_globals()  # Hydra's resolvers (`now`), as a Hydra run registers them
+        return str(OmegaConf.to_container(OmegaConf.create({"v": value}), resolve=True)["v"])
+    except Exception:  # noqa: BLE001 - any key or resolver we cannot resolve outside a Hydra run
+        return None
 
 
 def expected_jobs(args: Sequence[str]) -> list[list[str]] | None:

@@ -106,6 +106,17 @@ def test_the_shipped_launcher_presets_compose(preset, target, cli_env, tmp_path)
         assert "requeue: true" in out.stdout and "cpus_per_task: 1" in out.stdout and "partition: null" in out.stdout
 
 
+def test_a_sweep_dir_with_the_time_in_it_is_resolved_once_in_the_parent(tmp_path, monkeypatch):
+    """Hydra's own idiom, ``${now:...}``, would otherwise be resolved by each job: the parent could not
+    find their outcomes, print no pooled table, and exit 0 whatever failed."""
+    monkeypatch.setenv("SWEEP_BASE", str(tmp_path))
+    args, folder = fix_sweep_dir(["-m", "task=bbbp", "hydra.sweep.dir=${oc.env:SWEEP_BASE}/s/${now:%Y}", "seed=0,1"])
+    assert folder == tmp_path / "s" / time.strftime("%Y")
+    assert args == ["-m", "task=bbbp", f"hydra.sweep.dir={folder}", "seed=0,1"]
+    mine = ["-m", "hydra.sweep.dir=/x/${hydra.job.name}"]
+    assert fix_sweep_dir(mine) == (mine, None)  # a runtime key: left to Hydra, no pooled summary
+
+
 def test_sweep_dir_is_fixed_under_results_dir(tmp_path):
     args, folder = fix_sweep_dir(["-m", f"results_dir={tmp_path}/r,{tmp_path}/s"])
     assert folder.parent == (tmp_path / "r" / ".multirun") and f"hydra.sweep.dir={folder}" in args
@@ -182,6 +193,14 @@ def test_a_single_run_with_diverged_runs_exits_1_and_says_how_many(cli_env, tmp_
               cli_env, tmp_path)
     assert out.returncode == 1, out.stderr
     assert "2 of 2 runs did not finish ok (0 failed, 2 diverged)" in out.stderr
+
+
+def test_a_sweep_in_a_timestamped_folder_still_pools_and_exits_1(cli_env, tmp_path):
+    out = run(["-m", DIVERGES, "budget=smoke", "seed=0,1", "arms=[baseline]", f"results_dir={tmp_path / 'r'}",
+               f"hydra.sweep.dir={tmp_path}/multirun/${{now:%Y-%m-%d}}/${{now:%H-%M-%S}}"], cli_env, tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "1 of 2 runs did not finish ok (0 failed, 1 diverged)" in out.stderr, out.stderr
+    assert out.stdout.count("runs over the sweep") == 1
 
 
 def test_joblib_sweep_pools_one_table_exits_1_and_matches_sequential_records(cli_env, tmp_path):
