@@ -349,8 +349,9 @@ def _cell(d: dict[str, Any]) -> str:
     return f"{_pct(d['mean'])} [{_pct(d['low'])}, {_pct(d['high'])}] (n={d['n']})"
 
 
-def claim_table(records: list[dict[str, Any]]) -> str:
-    """Markdown: claimed | as published over N seeds | matched steps | matched parameters."""
+def claim_table(records: list[dict[str, Any]], not_run: dict[str, str] | None = None) -> str:
+    """Markdown: claimed | as published over N seeds | matched steps | matched parameters. A claim
+    without records says why when ``not_run`` (claim id -> reason, from ``not-run.yaml``) does."""
     lines = ["| claim | claimed | as published (RER, 95 % CI) | seeds reaching the claim | dendritic / baseline steps "
              "| matched steps (RER vs baseline) | matched parameters (RER vs wide) |",
              "|---|---|---|---|---|---|---|"]
@@ -361,6 +362,10 @@ def claim_table(records: list[dict[str, Any]]) -> str:
             continue
         s = claim_summary(claim, records)
         pub = s["published"]
+        why = (not_run or {}).get(claim.id)
+        if why and not any(s[k]["n"] for k in ("published", "matched_steps", "matched_params")):
+            lines.append(f"| {claim.id} | {_pct(s['claimed'])} | not run: {why} | | | | |")
+            continue
         reached = f"{pub['reproduced']} of {pub['n']}" if pub["n"] else "-"
         ratio = f"{pub['steps_ratio']:.2f}" if pub.get("steps_ratio") else "-"
         other = f"; {s['left_out']} records of other settings not pooled" if s["left_out"] else ""
@@ -383,5 +388,7 @@ def table_main(argv: list[str]) -> int:
         if not folder.is_dir():
             raise ConfigError(f"{folder} is not a folder of records")
         records.extend(iter_records(folder))
-    print(claim_table(records))
+    from dendrobench.leaderboard.build import load_not_run
+
+    print(claim_table(records, load_not_run(args.results)))
     return 0

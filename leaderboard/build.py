@@ -74,8 +74,8 @@ NOT_RUN_FILE = "not-run.yaml"
 
 
 def load_not_run(results_dirs: Sequence[Path | str]) -> dict[str, str]:
-    """Why a task has no row: ``not-run.yaml`` at the top of a results folder maps task names to a
-    reason ("word-level WikiText-2 needs a GPU here"). A published leaderboard must have a row per
+    """Why a task (or a claim) has no row: ``not-run.yaml`` at the top of a results folder maps task
+    names and claim ids to a reason ("word-level WikiText-2 needs a GPU here"). A published leaderboard must have a row per
     task or say why not, and the reason belongs with the records it explains, not in prose
     elsewhere. Malformed files are refused in one line (exit 2), before anything is written."""
     out: dict[str, str] = {}
@@ -617,6 +617,7 @@ def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]],
     smoke rows, no claim protocols), a row for each task that was not run with the reason, then the
     claim table. tests/test_published_site.py checks that the README carries this text verbatim."""
     from dendrobench.published_claims import claim_table
+    from dendrobench.published_claims import load_claims as claim_registry
 
     names = {c: h for c, h, _ in ALL_COLUMNS}
     task_rows = sorted((r for r in rows if not r.smoke and not r.key.claim),
@@ -629,16 +630,18 @@ def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]],
         cells.update(task=task, seeds="0", rer="not run", verdict=why, claim=published or "–")
         lines.append("| " + " | ".join(_md(cells[c]) for c in HEADLINE_COLUMNS) + " |")
     claim_records = [r for r in records if r.get("claim")]
-    if claim_records:
-        lines += ["", claim_table(claim_records).rstrip("\n")]
+    if claim_records or set(not_run or {}) & set(claim_registry()):
+        lines += ["", claim_table(claim_records, not_run).rstrip("\n")]
     lines += ["", provenance(records)]
     return "\n".join(lines) + "\n"
 
 
 def missing_tasks(rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> dict[str, str]:
-    """The not-run reasons of tasks that have no (non-smoke) row."""
-    have = {r.key.task for r in rows if not r.smoke}
-    return {t: why for t, why in (not_run or {}).items() if t not in have}
+    """The not-run reasons of tasks that have no (non-smoke) row (claim ids are for the claim table)."""
+    from dendrobench.published_claims import load_claims as registry
+
+    have, claim_ids = {r.key.task for r in rows if not r.smoke}, set(registry())
+    return {t: why for t, why in (not_run or {}).items() if t not in have and t not in claim_ids}
 
 
 def provenance(records: Sequence[dict[str, Any]]) -> str:

@@ -517,12 +517,15 @@ def test_a_task_that_was_not_run_gets_a_row_saying_why(tmp_path: Path) -> None:
     records gives the reason, shown in the headline, the Markdown and the index; a task that has
     rows after all is not listed; a malformed file is refused before anything is written."""
     results = _results(tmp_path)
-    (results / "not-run.yaml").write_text("brain-tumour: >-\n  no labelled volumes\n  here\nwikitext2: ran after all\n")
+    (results / "not-run.yaml").write_text("brain-tumour: >-\n  no labelled volumes\n  here\nwikitext2: ran after all\n"
+                                          "pai-hackathon-wikitext2: hours per arm here\n")
     res = build_site([results], tmp_path / "site", generated="x")
     headline = res.headline.read_text()
     row = next(line for line in headline.splitlines() if line.startswith("| brain-tumour |"))
     assert "| not run | no labelled volumes here |" in row and "47.3 % baseline improvement" in row
     assert not any(line.startswith("| wikitext2 | – |") for line in headline.splitlines())
+    assert "| pai-hackathon-wikitext2 | +10.6 % | not run: hours per arm here |" in headline
+    assert not any(line.startswith("| pai-hackathon-wikitext2 | – |") for line in headline.splitlines())
     assert "- brain-tumour: no labelled volumes here" in res.markdown.read_text()
     assert "brain-tumour (no labelled volumes here)" in res.index.read_text()
     (results / "not-run.yaml").write_text("- brain-tumour\n")
