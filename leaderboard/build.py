@@ -948,7 +948,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     csv_path.write_text(render_csv(rows), encoding="utf-8")
     claims_path_out = out / "claims.html"
     claims_path_out.write_text(env.get_template("claims.html.j2").render(
-        **common, claims=claims_page.claim_context(rows)), encoding="utf-8")
+        **common, claims=claims_page.claim_context(rows, not_run=not_run)), encoding="utf-8")
     _write_manifest(out, [index, md, csv_path, claims_path_out, forest_file, headline, *pages.values()], previous)
     return BuildResult(out, index, pages, md, csv_path, rows, problems, claims_path_out, headline)
 

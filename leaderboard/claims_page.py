@@ -151,8 +151,10 @@ def decomposition(claimed: float | None, cols: Sequence[Column], statement: str)
             f"{part(params, 'against equal parameters')}.")
 
 
-def claim_context(rows: Sequence[IndexRow], registry: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One entry per registered claim, in id order, with its three measured columns."""
+def claim_context(rows: Sequence[IndexRow], registry: dict[str, Any] | None = None,
+                  not_run: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One entry per registered claim, in id order, with its three measured columns, and why it was
+    not run where ``not_run`` (claim id -> reason, from ``not-run.yaml``) says."""
     if registry is None:
         from dendrobench.published_claims import load_claims
 
@@ -187,6 +189,7 @@ def claim_context(rows: Sequence[IndexRow], registry: dict[str, Any] | None = No
             "needs": list(claim.needs), "status": claim.status(), "why": (claim.data or {}).get("why"),
             "runnable": not claim.needs, "protocol": _protocol_text(claim), "notes": claim.notes or "",
             "columns": cols, "run_any": any(c.comparison is not None for c in cols),
+            "not_run": (not_run or {}).get(cid),
             "sentence": decomposition(target, cols, str(cl.get("statement", ""))),
             "command": f"dendrobench claim={cid} seeds=10" + (" data.root=DIR" if (claim.data or {}).get("files") else ""),
         })

@@ -528,6 +528,7 @@ def test_a_task_that_was_not_run_gets_a_row_saying_why(tmp_path: Path) -> None:
     assert not any(line.startswith("| pai-hackathon-wikitext2 | – |") for line in headline.splitlines())
     assert "- brain-tumour: no labelled volumes here" in res.markdown.read_text()
     assert "brain-tumour (no labelled volumes here)" in res.index.read_text()
+    assert "<b>Not run:</b> hours per arm here." in res.claims.read_text()
     (results / "not-run.yaml").write_text("- brain-tumour\n")
     out = tmp_path / "site2"
     assert main([str(results), "--out", str(out)]) == 2 and not out.exists()
