@@ -12,8 +12,8 @@ reported: killed, timed out, out of memory), and the exit code says whether anyt
 
 ``jobs=auto|N`` is sugar for Hydra's joblib launcher (``hydra/launcher=local``, a preset shipped in
 ``dendrobench/conf/hydra/launcher``) with ``n_jobs=N``; several seeds of one task become one job per
-seed, and each arm of a seed a job of its own (see :func:`split_arms`). Runs pin their torch thread count (``threads``, 1 by default) so that a job gives the same
-numbers whichever launcher ran it.
+seed, and each arm of a seed a job of its own (see :func:`split_arms`). Runs pin their torch thread
+count (``threads``, 1 by default) so that a job gives the same numbers whichever launcher ran it.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _launcher(args: Sequence[str]) -> str | None:
     return None
 
 
-def _set(args: Sequence[str], key: str) -> str | None:
+def _given(args: Sequence[str], key: str) -> str | None:
     """The last value given to ``key`` (``null`` counts as not given)."""
     got = [a.partition("=")[2].strip() for a in args if _key(a) == key]
     return got[-1] if got and got[-1] not in ("", "null") else None
@@ -100,7 +100,7 @@ def split_arms(args: list[str]) -> list[str]:
     dendrites job's record (the other engines). Left alone: an ``arms`` sweep of the user's own, a
     single arm, and claims (each protocol of a claim has its own arms).
     """
-    if _set(args, "claim") is not None:
+    if _given(args, "claim") is not None:
         return args
     given = [a for a in args if _key(a) == "arms"]
     value = given[-1].partition("=")[2].strip() if given else default_arms()

@@ -75,9 +75,10 @@ NOT_RUN_FILE = "not-run.yaml"
 
 def load_not_run(results_dirs: Sequence[Path | str]) -> dict[str, str]:
     """Why a task (or a claim) has no row: ``not-run.yaml`` at the top of a results folder maps task
-    names and claim ids to a reason ("word-level WikiText-2 needs a GPU here"). A published leaderboard must have a row per
-    task or say why not, and the reason belongs with the records it explains, not in prose
-    elsewhere. Malformed files are refused in one line (exit 2), before anything is written."""
+    names and claim ids to a reason ("word-level WikiText-2 needs a GPU here"). A published
+    leaderboard must have a row per task or say why not, and the reason belongs with the records it
+    explains, not in prose elsewhere. A malformed file is refused in one line (exit 2) before
+    anything is written."""
     out: dict[str, str] = {}
     for d in results_dirs:
         path = Path(d) / NOT_RUN_FILE
@@ -91,7 +92,7 @@ def load_not_run(results_dirs: Sequence[Path | str]) -> dict[str, str]:
             continue
         if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
                                                   for k, v in data.items()):
-            raise UserError(f"{path} must map task names to a reason, e.g. `wikitext2: needs a GPU`, "
+            raise UserError(f"{path} must map task names or claim ids to a reason, e.g. `wikitext2: needs a GPU`, "
                             f"got {type(data).__name__ if not isinstance(data, dict) else 'other values'}")
         out.update({k: " ".join(v.split()) for k, v in data.items()})
     return dict(sorted(out.items()))
@@ -299,8 +300,8 @@ DETAILS: tuple[tuple[str, str, str], ...] = (
     ("settings", "settings", "what differs from the other rows of this task"),
     ("metric", "metric", "test metric, or validation where marked (val); ↑ higher is better, ↓ lower is better"),
     ("wide", "wide", f"capacity control's test metric (validation where marked (val)); {PLUS_MINUS}"),
-    ("diff", "effect", f"mean paired difference of the metric column's metric, dendrites against baseline in the metric's "
-                       f"units (positive = better); {BRACKETS}"),
+    ("diff", "effect", f"mean paired difference of the metric (test, or validation where marked (val)), "
+                       f"dendrites against baseline in its units (positive = better); {BRACKETS}"),
     ("p_improve", "P(improve)", "fraction of seed pairs where dendrites had the lower error"),
     ("verdict_wide", "verdict vs wide", "the paired test against the capacity control"),
     ("rer_compressed", "compressed vs baseline", "RER of the narrower dendritic model against the full base"),
