@@ -300,6 +300,18 @@ def _hydra_entry(cfg: Any) -> None:
                   record_files(records, str(cfg_dict.get("results_dir"))), error)
 
 
+def parallel_tip(records: list[dict[str, Any]], args: list[str]) -> str | None:
+    """One line pointing at ``jobs=auto`` after several runs went one after another on a machine with
+    more cores (2 processes x 1 thread gave 1.8x the throughput here: docs/scaling.md)."""
+    from dendrobench.sweep import parse_jobs
+
+    cores = parse_jobs("auto")
+    if len(records) < 2 or cores < 2 or any(a.startswith("jobs=") for a in args):
+        return None
+    return (f"tip: these {len(records)} runs went one after another; jobs=auto runs seeds and arms side by "
+            f"side on the {cores} cores here, with the same records (docs/scaling.md)")
+
+
 def _report(records: list[dict[str, Any]], problems: list[str], pooled: bool) -> int:
     """The pooled table (multirun) and the failure list; exit 1 when any run failed or diverged."""
     from dendrobench.sweep import failure_summary, format_pooled
@@ -364,6 +376,9 @@ def _run_hydra(args: list[str]) -> int:
     finally:
         sys.argv = saved
     if not multirun:
+        tip = parallel_tip(list(_single_run_records), args)
+        if tip:
+            print(tip)
         return _report(list(_single_run_records), [], pooled=False)
     if sweep_dir is None:
         print(f"{PROG}: the sweep folder has interpolations; no pooled summary (see each job's output)",

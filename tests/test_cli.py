@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,7 @@ def test_smoke_run_writes_records_prints_table_and_resumes(cli_env, tmp_path):
     assert all(r["status"] == "ok" for r in recs)
     # nothing but the results in the working directory: no Hydra outputs/ or logs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]
+    assert ("jobs=auto runs seeds and arms side by side" in out.stdout) == (len(os.sched_getaffinity(0)) > 1)
     mtimes = {f: f.stat().st_mtime_ns for f in files}
     again = run([TOY, "budget=smoke", "seeds=2", f"results_dir={results}"], cli_env, tmp_path)
     assert again.returncode == 0 and again.stdout.count("resume:") == 6
@@ -82,6 +84,17 @@ def test_corrupt_record_is_reported_kept_aside_and_redone(cli_env, tmp_path):
     aside = list(results.glob("*.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_text() == '{"schema_version": 1, "task": '
     assert json.loads(path.read_text())["status"] == "ok"
+
+
+def test_the_parallel_tip_shows_only_where_it_would_help(monkeypatch):
+    from dendrobench import cli, sweep
+
+    monkeypatch.setattr(sweep, "parse_jobs", lambda value: 2)
+    assert "jobs=auto" in cli.parallel_tip([{}, {}], ["task=bbbp"])
+    assert cli.parallel_tip([{}], ["task=bbbp"]) is None  # one run: nothing to parallelise
+    assert cli.parallel_tip([{}, {}], ["task=bbbp", "jobs=1"]) is None  # the user chose
+    monkeypatch.setattr(sweep, "parse_jobs", lambda value: 1)
+    assert cli.parallel_tip([{}, {}], ["task=bbbp"]) is None  # one core
 
 
 def test_online_data_to_download_is_one_line_and_records_nothing(cli_env, tmp_path):
