@@ -11,7 +11,7 @@ import torch
 from dendrobench.baselines.gin import GIN, GINConfig, build_gin
 from dendrobench.tasks import bbbp
 from dendrobench.tasks.bbbp import BBBPTask, featurise_all, scaffold_split
-from tasktools import fit_batch
+from tasktools import fit_batch, shared_data
 
 from dendrobench.errors import DataUnavailableError
 
@@ -378,19 +378,16 @@ def test_bad_bbbp_options(options, expect):
     assert expect in str(err.value)
 
 
-SHARED = Path("/work/shared/data/bbbp/BBBP.csv")
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not SHARED.is_file(), reason="the real BBBP.csv is not on this machine")
 def test_real_bbbp_counts():
     """The real MoleculeNet file: 2,050 rows, 11 SMILES RDKit rejects, 2,039 graphs (Hu et al.)."""
+    root = shared_data("bbbp/BBBP.csv").parent
     task = _task(split="scaffold_chiral")
-    data = task.load_data("online", 0, root=SHARED.parent)
+    data = task.load_data("online", 0, root=root)
     assert data.info["rows"] == 2050 and data.info["invalid_smiles_dropped"] == 11
     assert data.info["molecules"] == 2039
     assert data.info["split_sizes"] == {"train": 1631, "val": 204, "test": 204}
-    plain = _task(split="scaffold").load_data("online", 0, root=SHARED.parent)
+    plain = _task(split="scaffold").load_data("online", 0, root=root)
     assert len(set(_indices(plain.test)) ^ set(_indices(data.test))) // 2 == 19  # as the issue says
-    strat = _task(split="random_stratified").load_data("online", 0, root=SHARED.parent)
+    strat = _task(split="random_stratified").load_data("online", 0, root=root)
     assert strat.info["split_sizes"] == {"train": 1631, "val": 204, "test": 204}

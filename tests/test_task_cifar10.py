@@ -13,7 +13,7 @@ import torch
 from dendrobench.baselines.resnet import RESNET18_CIFAR, build_resnet, torchvision_resnet18_cifar
 from dendrobench.tasks import cifar10 as mod
 from dendrobench.tasks.cifar10 import Cifar10Task
-from tasktools import fit_batch
+from tasktools import fit_batch, shared_data, unzipped
 
 from dendrobench.cost import count_params
 from dendrobench.errors import DataUnavailableError
@@ -273,13 +273,10 @@ def test_resnet_options():
         other.set_options(parse_options(other, {"widths": [8, 16]}))  # the budget's ResNet has 3 stages
 
 
-SHARED_JPEG = Path("/work/scratch/data/cifar10-jpeg-unz")  # /work/shared/data/cifar10-jpeg.zip unzipped here
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED_JPEG / "test").is_dir(), reason="the unzipped CIFAR-10 JPEG folder is not here")
-def test_real_cifar10_jpeg_counts():
-    data = Cifar10Task().load_data("online", 0, root=SHARED_JPEG)
+def test_real_cifar10_jpeg_counts(tmp_path_factory):
+    root = unzipped(shared_data("cifar10-jpeg.zip"), tmp_path_factory.mktemp("cifar10-jpeg"))
+    data = Cifar10Task().load_data("online", 0, root=root)
     assert data.dataset == "cifar10-jpeg"
     assert data.info["split_sizes"] == {"train": 45_000, "val": 5_000, "test": 10_000}
     assert sorted(labels(data.test)) == [c for c in range(10) for _ in range(1000)]

@@ -14,7 +14,7 @@ import pytest
 import torch
 from dendrobench.tasks import credit_default as mod
 from dendrobench.tasks.credit_default import OPENML_ID, UCI_FEATURES, CreditDefaultTask
-from tasktools import fit_batch
+from tasktools import fit_batch, shared_data
 
 from dendrobench.cost import count_params
 from dendrobench.errors import DataUnavailableError
@@ -344,12 +344,9 @@ def test_bad_credit_options(options, expect):
         parse_options(CreditDefaultTask, options)
 
 
-SHARED = Path("/work/shared/data/uci-credit-default")
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED / "UCI_Credit_Card.csv").is_file(), reason="the real UCI file is not on this machine")
 def test_real_uci_credit_counts():
-    data = _task(split_seed=1337).load_data("online", 0, root=SHARED)
+    root = shared_data("uci-credit-default/UCI_Credit_Card.csv").parent
+    data = _task(split_seed=1337).load_data("online", 0, root=root)
     assert data.info["rows"] == 30_000 and data.info["positives"] == 6_636  # 22.12 %
     assert data.info["split_sizes"] == {"train": 21_000, "val": 4_500, "test": 4_500}

@@ -13,7 +13,7 @@ import torch
 from dendrobench.baselines.transformer import TINY_LM, build_transformer_lm
 from dendrobench.tasks import wikitext2 as mod
 from dendrobench.tasks.wikitext2 import WikiText2Task
-from tasktools import fit_batch
+from tasktools import fit_batch, shared_data
 
 from dendrobench.cost import count_params
 from dendrobench.errors import DataUnavailableError
@@ -289,13 +289,10 @@ def test_bad_wikitext_options(options, expect):
     assert expect in str(err.value)
 
 
-SHARED = Path("/work/shared/data/wikitext-2")
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED / "train.txt").is_file(), reason="the real WikiText-2 token files are not here")
 def test_real_wikitext2_counts():
-    data = word_task(seq_len=50).load_data("online", 0, root=SHARED)
+    root = shared_data("wikitext-2/train.txt").parent
+    data = word_task(seq_len=50).load_data("online", 0, root=root)
     assert data.info["tokens"] == {"train": 2_088_628, "validation": 217_646, "test": 245_569}
     assert data.info["vocab_size"] == 33_278 and data.info["lines"] == {"train": 36_718, "validation": 3_760,
                                                                        "test": 4_358}
