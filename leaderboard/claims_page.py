@@ -96,13 +96,6 @@ def _best(rows: Sequence[IndexRow]) -> IndexRow | None:
     return max(rows, key=lambda r: (not r.smoke, r.group.comparison("dendrites", "baseline").pairs, r.anchor))
 
 
-def _arm_metric(row: IndexRow, arm: str) -> str:
-    from .build import fmt_interval
-
-    a = row.group.arms.get(arm)
-    return fmt_interval(a.metric) + (" (val)" if a.split == "val" else "") if a else "–"
-
-
 def _fill(col: Column, claimed: float | None, metric: str) -> None:
     from .build import fmt_p, fmt_ratio, verdict_text
 
@@ -115,8 +108,9 @@ def _fill(col: Column, claimed: float | None, metric: str) -> None:
         "pairs": str(c.pairs),
         "verdict": f"{verdict_text(c)}" + ("" if c.significant else f" (p = {fmt_p(c.p_value)})"),
         "reached": (f"{len(reached)} of {len(c.rers)}" if claimed is not None and c.rers else "–"),
-        "reference_metric": _arm_metric(row, col.reference),
-        "dendritic_metric": _arm_metric(row, c.arm),
+        # the row's own arm cells: the same metric text, "(val)" marking included, as the index
+        "reference_metric": row.cells[col.reference].text,
+        "dendritic_metric": row.cells[c.arm].text,
         "steps": fmt_ratio(c.cost_ratios.get("steps")),
         "params": fmt_ratio(c.cost_ratios.get("params")),
         "grade": row.cells["grade"].text,
