@@ -1,3 +1,3 @@
-from dendrobench.cli import main
+from dendrobench.cli.main import main
 
 raise SystemExit(main())

@@ -33,10 +33,26 @@ import jinja2
 import numpy as np
 import yaml
 
-from dendrobench import results, stats
 from dendrobench.errors import UserError
+from dendrobench.evidence import stats
+from dendrobench.evidence.not_run import NOT_RUN_FILE, load_not_run  # noqa: F401 - part of this module's API
+from dendrobench.running import results
 
 from . import claims_page, svg
+from .formatting import (  # noqa: F401 - part of this module's API
+    NULL_ARM_WARNING,
+    fmt_count,
+    fmt_effect,
+    fmt_interval,
+    fmt_p,
+    fmt_pct,
+    fmt_ratio,
+    fmt_rer,
+    fmt_value,
+    null_warning,
+    verdict_class,
+    verdict_text,
+)
 
 PROG = "dendrobench leaderboard"
 DEFAULT_OUT = "dendrobench-site"
@@ -68,34 +84,6 @@ def load_records(results_dirs: Sequence[Path | str],
         detail = f" ({len(problems)} file(s) skipped as unusable, see the warnings above)" if problems else ""
         raise UserError(f"no usable run records in {where}{detail}; run `dendrobench task=NAME` first")
     return records, problems
-
-
-NOT_RUN_FILE = "not-run.yaml"
-
-
-def load_not_run(results_dirs: Sequence[Path | str]) -> dict[str, str]:
-    """Why a task (or a claim) has no row: ``not-run.yaml`` at the top of a results folder maps task
-    names and claim ids to a reason ("word-level WikiText-2 needs a GPU here"). A published
-    leaderboard must have a row per task or say why not, and the reason belongs with the records it
-    explains, not in prose elsewhere. A malformed file is refused in one line (exit 2) before
-    anything is written."""
-    out: dict[str, str] = {}
-    for d in results_dirs:
-        path = Path(d) / NOT_RUN_FILE
-        if not path.is_file():
-            continue
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-        if data is None:
-            continue
-        if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
-                                                  for k, v in data.items()):
-            raise UserError(f"{path} must map task names or claim ids to a reason, e.g. `wikitext2: needs a GPU`, "
-                            f"got {type(data).__name__ if not isinstance(data, dict) else 'other values'}")
-        out.update({k: " ".join(v.split()) for k, v in data.items()})
-    return dict(sorted(out.items()))
 
 
 def newest_finish(records: Sequence[dict[str, Any]]) -> str:
@@ -149,91 +137,6 @@ def claim_text(claim: dict[str, Any], dataset: str | None = None) -> str:
 
 
 # -- formatting -------------------------------------------------------------------------------
-def fmt_value(v: float | None) -> str:
-    """A metric value: 3 decimals for [0, 1] metrics, fewer for perplexities."""
-    if v is None or not math.isfinite(v):
-        return "–"
-    a = abs(v)
-    return f"{v:.1f}" if a >= 100 else f"{v:.2f}" if a >= 10 else f"{v:.3f}"
-
-
-def fmt_interval(iv: stats.Interval) -> str:
-    """``mean ± SD`` over seeds: on every output of dendrobench "±" is the standard deviation over
-    seeds (as in the end-of-run table); a 95 % interval is always written ``[low, high]``."""
-    if iv.mean is None:
-        return "–"
-    if iv.n < 2 or iv.sd is None:
-        return fmt_value(iv.mean)
-    return f"{fmt_value(iv.mean)} ± {fmt_value(iv.sd)}"
-
-
-def fmt_pct(v: float | None, signed: bool = True) -> str:
-    if v is None or not math.isfinite(v):
-        return "–"
-    return f"{v * 100:+.1f} %" if signed else f"{v * 100:.0f} %"
-
-
-def fmt_rer(iv: stats.Interval) -> str:
-    if iv.mean is None:
-        return "–"
-    if iv.n < 2 or iv.low is None or iv.high is None:
-        return fmt_pct(iv.mean)
-    return f"{fmt_pct(iv.mean)} [{iv.low * 100:+.1f}, {iv.high * 100:+.1f}]"
-
-
-def fmt_p(p: float | None) -> str:
-    return "–" if p is None or not math.isfinite(p) else f"{p:.3f}" if p >= 0.001 else "< 0.001"
-
-
-def fmt_effect(c: stats.Comparison, metric: str) -> str:
-    """The mean paired difference in the metric's own units (positive: ``c.arm`` better) [95 %]."""
-    iv = c.diff
-    if iv.mean is None:
-        return f"{metric} –"
-    text = f"{metric} {iv.mean:+.4g}"
-    if iv.low is not None and iv.high is not None:
-        text += f" [{iv.low:+.4g}, {iv.high:+.4g}]"
-    return text
-
-
-def fmt_ratio(v: float | None) -> str:
-    return "–" if v is None or not math.isfinite(v) else f"×{v:.2f}"
-
-
-def fmt_count(v: float | None) -> str:
-    if v is None or not math.isfinite(v):
-        return "–"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(v) >= scale:
-            return f"{v / scale:.2f}{unit}"
-    return f"{v:.0f}"
-
-
-def verdict_text(c: stats.Comparison) -> str:
-    """The verdict as shown: "better (p = 0.031)" when significant, else the verdict itself."""
-    if c.significant and c.p_value is not None:
-        return f"{c.verdict} (p = {fmt_p(c.p_value)})"
-    return c.verdict
-
-
-def verdict_class(c: stats.Comparison) -> str:
-    if c.verdict == stats.BETTER:
-        return "sig-pos"
-    if c.verdict == stats.WORSE:
-        return "sig-neg"
-    if c.verdict == stats.PIPELINE_CHECK:
-        return "pipeline"
-    return "anecdotal" if c.too_few else ""
-
-
-NULL_ARM_WARNING = "selected model has 0 dendrites: this row compares the baseline with itself"
-
-
-def null_warning(c: stats.Comparison) -> str:
-    """Said wherever a dendritic arm without dendrites is compared (issue 9 item 5)."""
-    return NULL_ARM_WARNING if c.null_arm else ""
-
-
 def slug(task: str) -> str:
     """A file name for a task page: readable, safe on every filesystem, unique per task name."""
     safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in task)[:40].strip("_")
@@ -617,8 +520,8 @@ def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]],
     """The README's headline, generated so that it cannot drift from the site: the task rows (no
     smoke rows, no claim protocols), a row for each task that was not run with the reason, then the
     claim table. tests/test_published_site.py checks that the README carries this text verbatim."""
-    from dendrobench.published_claims import claim_table
-    from dendrobench.published_claims import load_claims as claim_registry
+    from dendrobench.evidence.claims import claim_table
+    from dendrobench.evidence.claims import load_claims as claim_registry
 
     names = {c: h for c, h, _ in ALL_COLUMNS}
     task_rows = sorted((r for r in rows if not r.smoke and not r.key.claim),
@@ -639,7 +542,7 @@ def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]],
 
 def missing_tasks(rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> dict[str, str]:
     """The not-run reasons of tasks that have no (non-smoke) row (claim ids are for the claim table)."""
-    from dendrobench.published_claims import load_claims as registry
+    from dendrobench.evidence.claims import load_claims as registry
 
     have, claim_ids = {r.key.task for r in rows if not r.smoke}, set(registry())
     return {t: why for t, why in (not_run or {}).items() if t not in have and t not in claim_ids}
@@ -1016,7 +919,7 @@ def _headline_slot(readme: Path) -> tuple[str, str]:
 
 def put_headline(readme: Path, headline: str) -> None:
     """Replace the README's headline block by the site's headline.md (written atomically, mode kept)."""
-    from dendrobench.results import atomic_write
+    from dendrobench.running.results import atomic_write
 
     before, after = _headline_slot(readme)
     atomic_write(readme, lambda fh: fh.write(before + "\n" + headline + after), mode=readme.stat().st_mode & 0o777)

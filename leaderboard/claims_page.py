@@ -1,6 +1,6 @@
 """The claim page (issue 10 item 5): each published claim beside what its procedure really yields.
 
-For every claim in the registry (``baselines/claims/*.yaml``, :mod:`dendrobench.published_claims`)
+For every claim in the registry (``baselines/claims/*.yaml``, :mod:`dendrobench.evidence.claims`)
 the page sets side by side: the claimed figure | the claim's own procedure re-run over N seeds
 (``protocol: published``) | the same model with equal steps (``protocol: matched``, dendrites vs
 baseline) | against equal parameters (the matched suite's ``wide`` arm), and says the decomposition
@@ -22,13 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from dendrobench import stats
+from dendrobench.evidence import stats
+
+from .formatting import fmt_p, fmt_ratio, verdict_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .build import IndexRow
 
 
-# The directions of the metrics claims are stated in. Not dendrobench.metrics: importing it loads
+# The directions of the metrics claims are stated in. Not dendrobench.contract.metrics: importing it loads
 # torch, 30 s of a leaderboard build on a busy machine, for four booleans.
 HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "dice": True, "mean_dice": True, "perplexity": False}
 
@@ -97,7 +99,6 @@ def _best(rows: Sequence[IndexRow]) -> IndexRow | None:
 
 
 def _fill(col: Column, claimed: float | None, metric: str) -> None:
-    from .build import fmt_p, fmt_ratio, verdict_text
 
     c, row = col.comparison, col.row
     if c is None or row is None:
@@ -135,7 +136,6 @@ def decomposition(claimed: float | None, cols: Sequence[Column], statement: str)
     def part(col: Column, words: str) -> str:
         if col.comparison is None:
             return f"{words}: not run yet"
-        from .build import fmt_p
 
         c = col.comparison
         pairs = f"{c.pairs} seed pair{'s' if c.pairs != 1 else ''}"
@@ -150,7 +150,7 @@ def claim_context(rows: Sequence[IndexRow], registry: dict[str, Any] | None = No
     """One entry per registered claim, in id order, with its three measured columns, and why it was
     not run where ``not_run`` (claim id -> reason, from ``not-run.yaml``) says."""
     if registry is None:
-        from dendrobench.published_claims import load_claims
+        from dendrobench.evidence.claims import load_claims
 
         registry = load_claims()
     out = []
@@ -193,7 +193,7 @@ def claim_context(rows: Sequence[IndexRow], registry: dict[str, Any] | None = No
 def forest_marks(task: str, registry: dict[str, Any] | None = None) -> list[tuple[float, str]]:
     """The registry's claims for ``task`` on the RER axis (converted where the claim was not an RER)."""
     if registry is None:
-        from dendrobench.published_claims import load_claims
+        from dendrobench.evidence.claims import load_claims
 
         registry = load_claims()
     marks = []

@@ -23,7 +23,7 @@ Splits (``task_options.split``, see :class:`BBBPOptions`):
   * ``scaffold_chiral``: the same procedure with ``includeChirality=True``, as in pretrain-gnns'
     ``splitters.scaffold_split`` (Hu et al. 2020; on real BBBP 19 of 204 test molecules differ from
     ``scaffold``). Use this one when comparing with Hu et al.'s 0.658 +- 0.045.
-  * ``random_stratified``: scikit-learn ``train_test_split(stratify=label)`` (dendrobench.splits)
+  * ``random_stratified``: scikit-learn ``train_test_split(stratify=label)`` (dendrobench.contract.splits)
     with ``fractions`` and ``split_seed`` (an int, or ``seed`` for the run's seed); the split of the
     PAI hackathon claim (whose own script used a numpy stratified shuffle: not the same indices).
 Scaffold splits do *not* depend on the seed, on purpose: the published split is fixed, so every
@@ -54,10 +54,8 @@ from dendrobench.baselines.gin import GINConfig, build_gin
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from dendrobench import downloads
+from dendrobench.api import Budget, Task, TaskData, cache_dir, check_fractions, downloads, stratified_split
 from dendrobench.errors import ConfigError, DataUnavailableError, UserError
-from dendrobench.splits import check_fractions, stratified_split
-from dendrobench.task import Budget, Task, TaskData, cache_dir
 
 FEATURISER_VERSION = "pyg-from_smiles-v2"  # bump when featurisation or scaffolds change (v2: chiral scaffolds too)
 BBBP_URL = "https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/BBBP.csv"

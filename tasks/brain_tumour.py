@@ -61,8 +61,8 @@ from dendrobench.baselines.unet3d import (
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from dendrobench.api import Budget, Task, TaskData, cache_dir, move_to
 from dendrobench.errors import DataUnavailableError, UserError
-from dendrobench.task import Budget, Task, TaskData, cache_dir, move_to
 
 DECATHLON_TASK = "Task01_BrainTumour"
 DECATHLON_URL = "https://msd-for-monai.s3-us-west-2.amazonaws.com/Task01_BrainTumour.tar"

@@ -58,9 +58,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.dataloader import default_collate
 
-from dendrobench import downloads
+from dendrobench.api import Budget, Task, TaskData, cache_dir, downloads
 from dendrobench.errors import ConfigError, DataUnavailableError, UserError
-from dendrobench.task import Budget, Task, TaskData, cache_dir
 
 DOWNLOAD_TIMEOUT_S = 30.0
 SPLIT_RANDOM_STATE = 0  # fixed: splits are seed-independent (see the module docstring)

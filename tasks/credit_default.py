@@ -31,7 +31,7 @@ attributes (binary flags and counts are standardised as numbers); the card data'
 education and marriage (the ``PAY_*`` repayment delays are ordinal and stay numeric).
 
 Splits are stratified by the label (``random_stratified``: scikit-learn ``train_test_split(stratify=)``,
-dendrobench.splits) and by default do *not* depend on the seed (``split_seed`` 0, as in the
+dendrobench.contract.splits) and by default do *not* depend on the seed (``split_seed`` 0, as in the
 ``bbbp`` and ``cifar10`` tasks): seeds vary initial weights and data order, every seed is scored on
 the same rows. German credit: 60/20/20 (600 / 200 / 200 rows; a 200-row test set with 60
 defaulters keeps the ROC-AUC's sampling error near 0.03). Card data: 70/15/15.
@@ -59,11 +59,9 @@ from dendrobench.baselines.mlp import MLPConfig, build_mlp
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from dendrobench import downloads
+from dendrobench.api import Budget, Task, TaskData, cache_dir, check_fractions, downloads
+from dendrobench.api import stratified_split as sk_stratified_split
 from dendrobench.errors import ConfigError, DataUnavailableError, UserError
-from dendrobench.splits import check_fractions
-from dendrobench.splits import stratified_split as sk_stratified_split
-from dendrobench.task import Budget, Task, TaskData, cache_dir
 
 SPLIT_RANDOM_STATE = 0  # fixed: splits are seed-independent (see the module docstring)
 NETWORK_TIMEOUT_S = 30.0
@@ -273,7 +271,7 @@ def load_uci_openml(data_home: Path, csv_path: Path, download: bool = True) -> t
 # -- splits and preprocessing ---------------------------------------------------------------------
 def stratified_split(y: np.ndarray, val: float, test: float,
                      random_state: int = SPLIT_RANDOM_STATE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted (train, val, test) row indices; fractions of all rows; stratified (dendrobench.splits)."""
+    """Sorted (train, val, test) row indices; fractions of all rows; stratified (dendrobench.contract.splits)."""
     return sk_stratified_split(y, (1 - val - test, val, test), random_state)
 
 

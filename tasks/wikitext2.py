@@ -66,8 +66,8 @@ from dendrobench.baselines.transformer import (
 from torch import nn
 from torch.utils.data import Dataset
 
+from dendrobench.api import Budget, Task, TaskData, cache_dir, move_to
 from dendrobench.errors import ConfigError, DataUnavailableError, UserError
-from dendrobench.task import Budget, Task, TaskData, cache_dir, move_to
 
 VOCAB_SIZE = 256
 HF_NAME, HF_CONFIG = "Salesforce/wikitext", "wikitext-2-raw-v1"

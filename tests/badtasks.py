@@ -12,7 +12,7 @@ import time
 from torch.utils.data import TensorDataset
 from toy_task import SpiralTask
 
-from dendrobench.task import Budget, TaskData
+from dendrobench.contract.task import Budget, TaskData
 
 TINY = {name: Budget(epochs=2, batch_size=32, lr=0.02, steps_per_epoch=3) for name in ("smoke", "quick", "standard", "full")}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see dendrobench.cli.main
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: see dendrobench.cli.main.main
 TESTS = Path(__file__).parent
 if str(TESTS) not in sys.path:  # test-only tasks by import path, e.g. toy_task:SpiralTask
     sys.path.insert(0, str(TESTS))

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from toy_task import SpiralTask
 
-from dendrobench.task import Budget, TaskData
+from dendrobench.contract.task import Budget, TaskData
 
 
 def xor_points(n: int, seed: int) -> TensorDataset:

@@ -1,7 +1,7 @@
 """Synthetic run records for the statistics and leaderboard tests.
 
 Kept out of conftest.py (shared with other suites) and built through the real
-``dendrobench.results.Record`` / ``write_record`` so the tests exercise the schema the runner writes.
+``dendrobench.running.results.Record`` / ``write_record`` so the tests exercise the schema the runner writes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dendrobench.results import Record, record_path, write_record
+from dendrobench.running.results import Record, record_path, write_record
 
 METRICS = {"bbbp": ("roc_auc", True), "cifar10": ("accuracy", True), "wikitext2": ("perplexity", False)}
 

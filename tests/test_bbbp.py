@@ -293,7 +293,7 @@ def test_bbbp_csv_directly_in_data_root(tmp_path):
 
 
 def _task(**options):
-    from dendrobench.options import parse_options
+    from dendrobench.contract.options import parse_options
 
     task = BBBPTask()
     task.configure("quick")
@@ -370,8 +370,8 @@ def test_model_options_change_the_gin(tmp_path):
     ({"dropout": 1.5}, "dropout must be in [0, 1)"),
 ])
 def test_bad_bbbp_options(options, expect):
+    from dendrobench.contract.options import parse_options
     from dendrobench.errors import ConfigError
-    from dendrobench.options import parse_options
 
     with pytest.raises(ConfigError) as err:
         parse_options(BBBPTask, options)

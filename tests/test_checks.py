@@ -13,9 +13,9 @@ from torch import nn
 from torch.utils.data import ConcatDataset, Dataset, TensorDataset
 from toy_task import SpiralTask, spirals
 
-from dendrobench import checks
-from dendrobench.checks import CheckFailed, CheckResult, check_task, task_checks
-from dendrobench.task import Budget, TaskData
+from dendrobench.authoring import checks
+from dendrobench.authoring.checks import CheckFailed, CheckResult, check_task, task_checks
+from dendrobench.contract.task import Budget, TaskData
 
 
 def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:

@@ -87,7 +87,8 @@ def test_corrupt_record_is_reported_kept_aside_and_redone(cli_env, tmp_path):
 
 
 def test_the_parallel_tip_shows_only_where_it_would_help(monkeypatch):
-    from dendrobench import cli, sweep
+    from dendrobench.cli import main as cli
+    from dendrobench.running import sweep
 
     monkeypatch.setattr(sweep, "parse_jobs", lambda value: 2)
     assert "jobs=auto" in cli.parallel_tip([{}, {}], ["task=bbbp"])

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from dendrobench.energy import EnergyMeter
-from dendrobench.report import format_table
+from dendrobench.evidence.report import format_table
+from dendrobench.running.energy import EnergyMeter
 
 
 def test_not_asked_for_is_null_with_the_reason():
@@ -22,7 +22,7 @@ def test_not_asked_for_is_null_with_the_reason():
 def test_without_codecarbon_the_reason_says_what_to_install(monkeypatch):
     import builtins
 
-    import dendrobench.energy as energy
+    import dendrobench.running.energy as energy
 
     real = builtins.__import__
 

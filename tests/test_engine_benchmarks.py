@@ -20,9 +20,9 @@ import pytest
 import torch
 from torch import nn
 
-from dendrobench.cost import flops_per_sample
-from dendrobench.dendrites.base import EngineContext
+from dendrobench.contract.engine import EngineContext
 from dendrobench.dendrites.gd import GradientDendrites
+from dendrobench.running.cost import flops_per_sample
 
 BLOCKS = {
     "mlp": (lambda: nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)),
@@ -93,8 +93,8 @@ def test_gd_step_time_tracks_the_flop_ratio(benchmark, block, tmp_path):
 
 def test_gd_epoch_is_no_slower_than_perforatedai_with_equal_switching_on_bbbp(benchmark, tmp_path, monkeypatch):
     pytest.importorskip("perforatedai")
-    from dendrobench.registry import get_engine_class, get_task
-    from dendrobench.runner import optimizer_factory
+    from dendrobench.contract.registry import get_engine_class, get_task
+    from dendrobench.running.runner import optimizer_factory
 
     torch.set_num_threads(2)
     monkeypatch.chdir(tmp_path)
@@ -123,7 +123,7 @@ def test_gd_epoch_is_no_slower_than_perforatedai_with_equal_switching_on_bbbp(be
             return task.loss(m(*task.inputs(batch)), batch)
 
         def epoch() -> None:
-            from dendrobench.runner import sync_optimizer
+            from dendrobench.running.runner import sync_optimizer
 
             for batch in loader:
                 engine.train_step(state["model"], batch, loss_fn, state["opt"], c)

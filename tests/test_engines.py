@@ -19,14 +19,14 @@ from engine_tasks import XorTask
 from torch import nn
 from toy_task import SpiralTask
 
-from dendrobench.config import RunConfig, validate
-from dendrobench.dendrites.base import EngineContext
+from dendrobench.contract.engine import EngineContext
 from dendrobench.dendrites.cc import CorrelationDendrites, candidate_scores
 from dendrobench.dendrites.modules import DendriticLayer
 from dendrobench.errors import ConfigError
-from dendrobench.export import export_check
-from dendrobench.results import Record
-from dendrobench.runner import ArmSpec, Suite, train_arm
+from dendrobench.running.config import RunConfig, validate
+from dendrobench.running.export import export_check
+from dendrobench.running.results import Record
+from dendrobench.running.runner import ArmSpec, Suite, train_arm
 
 HAVE_PAI = True
 try:
@@ -46,7 +46,7 @@ LAYERS = {
 
 
 def engine_class(name: str):
-    from dendrobench.registry import get_engine_class
+    from dendrobench.contract.registry import get_engine_class
 
     return get_engine_class(name)
 
@@ -355,7 +355,7 @@ def test_perforatedai_runs_do_not_leak_into_each_other(tmp_path, monkeypatch):
 
 # -- custom dendrites ----------------------------------------------------------------------------
 def test_lowrank_dendrite_is_cheaper_than_a_copy(tmp_path):
-    from dendrobench.registry import get_dendrite_kind
+    from dendrobench.contract.registry import get_dendrite_kind
 
     lowrank = get_dendrite_kind("lowrank")
     layer = nn.Conv2d(16, 32, 3, padding=1, stride=2)

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dendrobench import runner
-from dendrobench.config import RunConfig, validate
-from dendrobench.report import format_table
-from dendrobench.runner import Suite, null_arm_reason
+from dendrobench.evidence.report import format_table
+from dendrobench.running import runner
+from dendrobench.running.config import RunConfig, validate
+from dendrobench.running.runner import Suite, null_arm_reason
 
 TESTS = Path(__file__).parent
 
@@ -27,8 +27,8 @@ import json, sys, tempfile
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-from dendrobench.config import RunConfig
-from dendrobench.runner import Suite
+from dendrobench.running.config import RunConfig
+from dendrobench.running.runner import Suite
 tmp = Path(tempfile.mkdtemp())
 walls = {}
 for seed in map(int, sys.argv[1:]):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from dendrobench.dendrites.base import EngineContext
+from dendrobench.contract.engine import EngineContext
 from dendrobench.dendrites.gd import GradientDendrites
 from dendrobench.dendrites.modules import DendriticLayer
 from dendrobench.errors import ConfigError
@@ -126,8 +126,8 @@ def test_gd_fixed_switching_plans_the_final_model_that_training_reaches(tmp_path
     """The wide arm may take its target size from planned_model: it must equal a trained run's."""
     import torch
 
-    from dendrobench.config import RunConfig
-    from dendrobench.runner import Suite
+    from dendrobench.running.config import RunConfig
+    from dendrobench.running.runner import Suite
 
     before = torch.get_num_threads()  # a Suite pins the thread count (threads=1): restored below
     for params in ({}, {"max_dendrites": 3}, {"switch_epochs": 1}):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from dendrobench.config import RunConfig, validate
-from dendrobench.runner import RUN_TMP_PREFIX, Suite
+from dendrobench.running.config import RunConfig, validate
+from dendrobench.running.runner import RUN_TMP_PREFIX, Suite
 
 
 def suite(tmp_path, task, echo=None, **kw) -> Suite:
@@ -43,7 +43,7 @@ def cli(args, env, cwd, timeout=300):
 @pytest.mark.parametrize("task, message", [("badtasks:CallsSysExit", "SystemExit: 3"),
                                            ("badtasks:RaisesKeyboardInterrupt", "KeyboardInterrupt: not a real")])
 def test_plugin_exit_or_fake_interrupt_is_a_failed_run_and_the_sweep_goes_on(tmp_path, task, message, monkeypatch):
-    from dendrobench import interrupts
+    from dendrobench.running import interrupts
 
     monkeypatch.setattr(interrupts, "installed", lambda: True)  # as under the CLI: only a real signal stops
     recs = suite(tmp_path, task).run_all()
@@ -53,7 +53,7 @@ def test_plugin_exit_or_fake_interrupt_is_a_failed_run_and_the_sweep_goes_on(tmp
 
 
 def test_a_real_interrupt_still_stops_the_sweep(tmp_path, monkeypatch):
-    from dendrobench import interrupts
+    from dendrobench.running import interrupts
 
     monkeypatch.setattr(interrupts, "installed", lambda: True)
     monkeypatch.setattr(interrupts, "_received", [signal.SIGINT])
@@ -82,8 +82,8 @@ def test_run_stuck_in_python_is_stopped_recorded_and_the_sweep_goes_on(tmp_path)
 
 
 def test_timeout_defaults_and_validation():
-    from dendrobench.config import DEFAULT_RUN_TIMEOUT_S, effective_timeout
     from dendrobench.errors import ConfigError
+    from dendrobench.running.config import DEFAULT_RUN_TIMEOUT_S, effective_timeout
 
     run = RunConfig(task="toy_task:SpiralTask", budget="smoke")
     assert effective_timeout(run) == DEFAULT_RUN_TIMEOUT_S["smoke"] > 0
@@ -98,7 +98,7 @@ def test_watchdog_calls_stuck_when_a_c_call_ignores_the_timeout():
     period the watchdog hands over to ``stuck`` (which the runner uses to record and restart)."""
     import ctypes
 
-    from dendrobench import watchdog
+    from dendrobench.running import watchdog
 
     stuck_at: list[float] = []
     t0 = time.monotonic()
@@ -158,8 +158,8 @@ def test_task_is_recorded_by_its_own_name_with_its_origin(tmp_path):
 def test_import_path_task_named_like_a_registered_one_warns(tmp_path, monkeypatch):
     from toy_task import SpiralTask
 
-    from dendrobench import registry
-    from dendrobench.runner import task_origin
+    from dendrobench.contract import registry
+    from dendrobench.running.runner import task_origin
 
     fake = {"spirals": registry.Plugin("spirals", "elsewhere:Spirals", "someone")}
     monkeypatch.setattr(registry, "plugins", lambda kind: fake)
@@ -189,7 +189,7 @@ def test_failed_data_loading_is_said_once_per_seed_with_the_arms_it_blocked(tmp_
 
 # -- items 12, 13: leftovers of killed processes; file modes ---------------------------------------
 def test_stale_temp_files_of_dead_processes_are_removed_on_the_next_run(tmp_path):
-    from dendrobench.results import _tmp_tag
+    from dendrobench.running.results import _tmp_tag
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -243,7 +243,8 @@ def test_sigterm_stops_with_one_line_and_keeps_finished_runs(cli_env, tmp_path):
 def test_full_disk_during_a_record_write_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
     import errno
 
-    from dendrobench import cli, results
+    from dendrobench.cli import main as cli
+    from dendrobench.running import results
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -261,8 +262,8 @@ def test_full_disk_during_a_record_write_is_one_line_exit_2(tmp_path, monkeypatc
 
 
 def test_results_dir_that_cannot_be_written_is_refused_before_training(tmp_path):
-    from dendrobench.config import check_writable
     from dendrobench.errors import ConfigError
+    from dendrobench.running.config import check_writable
 
     with pytest.raises(ConfigError, match="results_dir '/proc/x' is not writable"):
         check_writable(Path("/proc/x"))
@@ -270,7 +271,7 @@ def test_results_dir_that_cannot_be_written_is_refused_before_training(tmp_path)
 
 # -- item 4: a plugin that ignores `source` --------------------------------------------------------
 def test_check_task_catches_a_loader_that_ignores_source():
-    from dendrobench.checks import check_task
+    from dendrobench.authoring.checks import check_task
 
     (r,) = check_task("badtasks:IgnoresSource", only=["sources_differ"])
     assert r.status == "fail" and "returned dataset 'spirals', the same as offline" in r.reason
@@ -283,7 +284,7 @@ def test_check_task_catches_a_loader_that_ignores_source():
 def test_check_task_does_not_compare_when_online_data_is_not_here():
     from toy_task import DownloadFirstSpirals
 
-    from dendrobench.checks import check_task
+    from dendrobench.authoring.checks import check_task
 
     class TwoSources(DownloadFirstSpirals):
         single_source = False
@@ -299,8 +300,8 @@ def test_record_carries_the_dataset_the_loader_returned(tmp_path):
 
 # -- item 19: an import path that does not import ----------------------------------------------------
 def test_import_path_that_is_not_importable_says_how_to_fix_it():
+    from dendrobench.contract.registry import get_task, refresh
     from dendrobench.errors import ConfigError
-    from dendrobench.registry import get_task, refresh
 
     refresh()
     with pytest.raises(ConfigError, match=r"module 'mypkg.mytask' was not found .*must be importable: install its "
@@ -314,7 +315,7 @@ def test_import_path_that_is_not_importable_says_how_to_fix_it():
 def test_check_task_applies_the_new_task_name_rule(capsys):
     from toy_task import SpiralTask
 
-    from dendrobench.checks import check_task
+    from dendrobench.authoring.checks import check_task
 
     class Underscored(SpiralTask):
         name = "my_task"
@@ -324,7 +325,7 @@ def test_check_task_applies_the_new_task_name_rule(capsys):
 
 
 def test_check_task_list_points_to_docs_in_the_repo(capsys):
-    from dendrobench import checks
+    from dendrobench.authoring import checks
 
     assert checks.main(["--list"]) == 0
     out = capsys.readouterr().out
@@ -334,14 +335,14 @@ def test_check_task_list_points_to_docs_in_the_repo(capsys):
 
 @pytest.mark.parametrize("name, cls", [("my-task", "MyTask"), ("ecg-beats", "EcgBeatsTask"), ("task", "Task")])
 def test_scaffold_class_names_do_not_repeat_task(name, cls):
-    from dendrobench.scaffold import Names
+    from dendrobench.authoring.scaffold import Names
 
     assert Names.from_task_name(name).class_name == cls
 
 
 # -- item 21: docs say what each evaluator expects -----------------------------------------------------
 def test_plugins_doc_lists_every_evaluators_expected_input():
-    from dendrobench.metrics import EVALUATORS
+    from dendrobench.contract.metrics import EVALUATORS
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text()
     for name, ev in EVALUATORS.items():

@@ -22,8 +22,8 @@ from dendrobench.leaderboard.build import (
     site_command,
 )
 
-from dendrobench import stats
 from dendrobench.errors import UserError
+from dendrobench.evidence import stats
 
 EVIL = "<script>alert(1)</script>"
 

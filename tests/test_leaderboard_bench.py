@@ -13,7 +13,7 @@ import pytest
 import recordfactory as rf
 from dendrobench.leaderboard.build import build_site
 
-from dendrobench.results import record_path
+from dendrobench.running.results import record_path
 
 TASKS = ("bbbp", "cifar10", "brain-tumour", "credit-default", "wikitext2")
 SEEDS = 500  # 5 tasks x 4 arms x 500 seeds = 10,000 records

@@ -8,8 +8,8 @@ import subprocess
 import pytest
 from toy_task import OptionSpirals, SpiralTask
 
+from dendrobench.contract.options import identity_options, parse_options
 from dendrobench.errors import ConfigError
-from dendrobench.options import identity_options, parse_options
 
 TOY = "task=toy_task:OptionSpirals"
 

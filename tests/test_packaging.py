@@ -36,14 +36,14 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_contains_package_data_and_mapped_packages(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("dendrobench/conf/config.yaml", "dendrobench/conf/dendrites/gd.yaml", "dendrobench/cli.py",
+    for required in ("dendrobench/conf/config.yaml", "dendrobench/conf/dendrites/gd.yaml", "dendrobench/cli/main.py",
                      "dendrobench/tasks/__init__.py", "dendrobench/tasks/bbbp.py", "dendrobench/baselines/__init__.py",
-                     "dendrobench/leaderboard/__init__.py", "dendrobench/templates/new_task/package/task.py.j2"):
+                     "dendrobench/leaderboard/__init__.py", "dendrobench/authoring/templates/new_task/package/task.py.j2"):
         assert required in names, f"{required} missing from the wheel"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[dendrobench.tasks]" in text and "bbbp = dendrobench.tasks.bbbp:BBBPTask" in text
-    assert "dendrobench = dendrobench.cli:main" in text
+    assert "dendrobench = dendrobench.cli.main:main" in text
 
 
 def test_wheel_carries_every_file_of_the_source_packages(wheel):
@@ -70,7 +70,7 @@ def test_installed_wheel_runs_from_another_directory(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
-    code = ("import sys, dendrobench, dendrobench.cli as c; "
+    code = ("import sys, dendrobench, dendrobench.cli.main as c; "
             "assert dendrobench.__file__.startswith(sys.argv[1]), dendrobench.__file__; "
             "sys.exit(c.main(['task=toy_task:SpiralTask', 'budget=smoke', 'seed=0', 'arms=[baseline]', "
             "'results_dir=' + sys.argv[2]]))")

@@ -11,13 +11,13 @@ import torch
 import yaml
 from toy_task import SpiralTask
 
-from dendrobench import published_claims as claims_mod
-from dendrobench.config import RunConfig
+from dendrobench.contract.task import Budget
 from dendrobench.errors import ConfigError
-from dendrobench.results import config_hash, read_record
-from dendrobench.runner import Suite
-from dendrobench.schedules import LRSchedule
-from dendrobench.task import Budget
+from dendrobench.evidence import claims as claims_mod
+from dendrobench.running.config import RunConfig
+from dendrobench.running.results import config_hash, read_record
+from dendrobench.running.runner import Suite
+from dendrobench.running.schedules import LRSchedule
 
 TOY = "toy_task:SpiralTask"
 
@@ -104,7 +104,7 @@ def test_step_schedule_decays_every_step_size_epochs():
 
 
 def test_cosine_matches_the_closed_form_and_survives_a_rebuilt_optimizer():
-    from dendrobench.schedules import lr_factor
+    from dendrobench.running.schedules import lr_factor
 
     budget = Budget(epochs=2, batch_size=1, lr=0.2, schedule="cosine", warmup_steps=2)
     sched = LRSchedule(budget, 10, 5, higher_is_better=True)
@@ -187,7 +187,7 @@ def test_unknown_claim_names_the_valid_ones():
 
 
 def test_list_claims_shows_all_six(capsys):
-    from dendrobench.cli import main
+    from dendrobench.cli.main import main
 
     assert main(["list", "claims"]) == 0
     out = capsys.readouterr().out
@@ -197,7 +197,7 @@ def test_list_claims_shows_all_six(capsys):
 
 
 def test_claim_that_cannot_run_here_says_why_exit_2(capsys):
-    from dendrobench.cli import main
+    from dendrobench.cli.main import main
 
     assert main(["claim=pai-hackathon-mri", "seeds=1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -205,7 +205,7 @@ def test_claim_that_cannot_run_here_says_why_exit_2(capsys):
 
 
 def test_bad_claim_id_exit_2(capsys):
-    from dendrobench.cli import main
+    from dendrobench.cli.main import main
 
     assert main(["claim=pai-hackathon-xyz"]) == 2
     assert "valid" in capsys.readouterr().err
@@ -251,7 +251,7 @@ def toy_claims(tmp_path, monkeypatch):
 
 
 def test_claim_runs_published_matched_and_wide_per_seed(toy_claims, tmp_path):
-    from dendrobench.cli import run_claim_job
+    from dendrobench.cli.main import run_claim_job
 
     out = tmp_path / "results"
     cfg = {"claim": "toy-claim", "budget": "standard", "seeds": 2, "results_dir": str(out), "progress": False,
@@ -279,7 +279,7 @@ def test_claim_runs_published_matched_and_wide_per_seed(toy_claims, tmp_path):
 
 
 def test_claim_refuses_task_and_budget_overrides(toy_claims, tmp_path):
-    from dendrobench.published_claims import run_claim
+    from dendrobench.evidence.claims import run_claim
 
     with pytest.raises(ConfigError, match="decides budget_overrides"):
         run_claim({"claim": "toy-claim", "budget_overrides": {"epochs": 2}, "results_dir": str(tmp_path)})
@@ -288,8 +288,8 @@ def test_claim_refuses_task_and_budget_overrides(toy_claims, tmp_path):
 
 
 def test_claim_table_reports_each_protocol_and_how_often_a_seed_reaches_the_claim(toy_claims, tmp_path, capsys):
-    from dendrobench.cli import main, run_claim_job
-    from dendrobench.published_claims import claim_summary, get_claim
+    from dendrobench.cli.main import main, run_claim_job
+    from dendrobench.evidence.claims import claim_summary, get_claim
 
     out = tmp_path / "results"
     cfg = {"claim": "toy-claim", "budget": "standard", "seeds": 2, "results_dir": str(out), "progress": False,
@@ -308,8 +308,8 @@ def test_claim_table_reports_each_protocol_and_how_often_a_seed_reaches_the_clai
 
 def test_claim_table_never_pools_a_smoke_check_with_the_real_run(toy_claims, tmp_path, capsys):
     """A pipeline check in the same folder must not move the claim's figures: one set of settings."""
-    from dendrobench.cli import main, run_claim_job
-    from dendrobench.published_claims import claim_summary, get_claim
+    from dendrobench.cli.main import main, run_claim_job
+    from dendrobench.evidence.claims import claim_summary, get_claim
 
     out = tmp_path / "results"
     base = {"claim": "toy-claim", "results_dir": str(out), "progress": False, "data": {"source": "offline", "root": None}}
@@ -324,8 +324,8 @@ def test_claim_table_never_pools_a_smoke_check_with_the_real_run(toy_claims, tmp
 
 
 def test_a_claim_runs_its_own_budgets_unless_scaled():
-    from dendrobench.cli import prevalidate
-    from dendrobench.published_claims import get_claim, suite_configs
+    from dendrobench.cli.main import prevalidate
+    from dendrobench.evidence.claims import get_claim, suite_configs
 
     assert "budget=standard" in prevalidate(["claim=pai-hackathon-bbbp"])
     assert prevalidate(["claim=pai-hackathon-bbbp", "budget=smoke"]).count("budget=standard") == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dendrobench.leaderboard.build import MANIFEST, build_site
 
-from dendrobench import results
+from dendrobench.running import results
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "leaderboard" / "published"

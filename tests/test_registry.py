@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dendrobench import registry
+from dendrobench.contract import registry
+from dendrobench.contract.registry import PluginLoadError, get_engine_class, get_task, plugins
 from dendrobench.errors import ConfigError
-from dendrobench.registry import PluginLoadError, get_engine_class, get_task, plugins
 
 
 def test_builtin_tasks_and_engines_register_through_entry_points():
@@ -38,5 +38,5 @@ def test_broken_plugin_is_named(monkeypatch):
     registry._load.cache_clear()
     with pytest.raises(PluginLoadError, match=r"task 'broken' \(no_such_module_xyz:Task\) failed to load"):
         get_task("broken")
-    with pytest.raises(PluginLoadError, match="not a dendrobench.task.Task subclass"):
+    with pytest.raises(PluginLoadError, match="not a dendrobench.contract.task.Task subclass"):
         get_task("toy_task:spirals")

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from dendrobench.results import (
+from dendrobench.running.results import (
     Record,
     RecordError,
     atomic_write_json,
@@ -134,7 +134,7 @@ def test_hostile_json_is_skipped_with_one_line_each(tmp_path):
 
 
 def test_only_regular_files_of_bounded_size_are_read(tmp_path, monkeypatch):
-    import dendrobench.results as results
+    import dendrobench.running.results as results
 
     _good(tmp_path)
     os.mkfifo(tmp_path / "x.json")  # opening it for reading would block forever
@@ -198,7 +198,7 @@ def test_compiled_schema_check_accepts_and_rejects_exactly_as_jsonschema(tmp_pat
     set to every kind of value, both must agree on what is a valid record."""
     import copy
 
-    from dendrobench.results import _fast_check, _validator
+    from dendrobench.running.results import _fast_check, _validator
 
     good = _good(tmp_path)
     values = [None, "", "x", -1, 0, 2, 2.0, 1.5, 10**20, True, [], [1], {}, {"a": 1}]

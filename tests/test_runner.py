@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from toy_task import SpiralTask
 
-from dendrobench.config import RunConfig, validate
-from dendrobench.report import format_table, paired_rer
-from dendrobench.runner import Suite
+from dendrobench.evidence.report import format_table, paired_rer
+from dendrobench.running.config import RunConfig, validate
+from dendrobench.running.runner import Suite
 
 
 def suite(tmp_path, **kw) -> Suite:
@@ -81,7 +81,7 @@ def test_summary_table_and_paired_rer():
 
 
 def test_optimizer_follows_restructure_without_losing_state():
-    from dendrobench.runner import sync_optimizer
+    from dendrobench.running.runner import sync_optimizer
 
     model = nn.Sequential(nn.Linear(2, 2))
     opt = torch.optim.Adam(model.parameters(), lr=0.1)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from dendrobench.checks import check_task
-from dendrobench.scaffold import MODALITIES, Names, create, main, render
+from dendrobench.authoring.checks import check_task
+from dendrobench.authoring.scaffold import MODALITIES, Names, create, main, render
 
 
 @pytest.mark.parametrize("name", ["My_Task", "1abc", "a--b", "_x", "x-", "tab ular", "a" * 41, "ünï"])
@@ -102,7 +102,7 @@ def test_templates_are_package_data():
     files = render("probe", "graph")
     assert set(files) == {"README.md", "pyproject.toml", "dendrobench_probe/__init__.py",
                           "dendrobench_probe/task.py", "tests/test_probe.py"}
-    from dendrobench.scaffold import template_root
+    from dendrobench.authoring.scaffold import template_root
 
     root = template_root()
-    assert Path(str(root)).parts[-3:] == ("dendrobench", "templates", "new_task")
+    assert Path(str(root)).parts[-4:] == ("dendrobench", "authoring", "templates", "new_task")

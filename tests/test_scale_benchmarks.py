@@ -49,9 +49,9 @@ def test_quick_suite_at_2_jobs_is_1_6x_faster_with_identical_records(benchmark, 
 
 
 def test_harness_overhead_vs_a_hand_written_loop_on_bbbp_quick(benchmark, tmp_path):
-    from dendrobench.registry import get_task
-    from dendrobench.results import Record
-    from dendrobench.runner import ArmSpec, make_loaders, seed_everything, train_arm
+    from dendrobench.contract.registry import get_task
+    from dendrobench.running.results import Record
+    from dendrobench.running.runner import ArmSpec, make_loaders, seed_everything, train_arm
 
     torch.set_num_threads(1)
     task = get_task("bbbp")

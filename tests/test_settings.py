@@ -1,5 +1,5 @@
 """Issue 13 item 17: one source of truth for the settings: ``--help``, the CLI's key check and the
-README table all come from dendrobench/settings.py, and the defaults from conf/config.yaml."""
+README table all come from dendrobench/running/settings.py, and the defaults from conf/config.yaml."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dendrobench import settings
-from dendrobench.cli import help_text
+from dendrobench.cli.main import help_text
+from dendrobench.running import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,7 +44,7 @@ def test_cfg_job_with_a_space_and_hydra_help_after_overrides(cli_env, tmp_path):
 def test_subcommand_help_is_the_subcommands_own(capsys):
     import pytest
 
-    from dendrobench.cli import main
+    from dendrobench.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["new-task", "--help"])

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from dendrobench.commands import listing
+from dendrobench.cli import listing
 
 PROBE = """
 import sys
-from dendrobench.cli import main
+from dendrobench.cli.main import main
 code = main(sys.argv[1:])
 heavy = sorted(m for m in ("torch", "torch_geometric", "monai", "sklearn", "hydra") if m in sys.modules)
 print("HEAVY", ",".join(heavy))
@@ -50,7 +50,7 @@ def test_list_budgets_names_each_task(warm_catalog, capsys):
 
 
 def test_catalog_is_refreshed_when_a_plugin_changes(tmp_path, monkeypatch):
-    from dendrobench.commands.catalog import Catalog, fingerprint
+    from dendrobench.cli.catalog import Catalog, fingerprint
 
     module = tmp_path / "myplug.py"
     module.write_text("X = 1\n")

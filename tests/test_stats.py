@@ -9,7 +9,7 @@ import pytest
 import recordfactory as rf
 from scipy import stats as scipy_stats
 
-from dendrobench import stats
+from dendrobench.evidence import stats
 
 
 def _group(records) -> stats.GroupSummary:

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from dendrobench import stats
+from dendrobench.evidence import stats
 
 SIMS = 300  # per (distribution, n): Monte-Carlo SE of a 5 % rate is 1.3 points per n, 0.29 pooled
 NS = range(2, 21)

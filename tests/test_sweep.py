@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from dendrobench import claims
 from dendrobench.errors import ConfigError
-from dendrobench.sweep import (
+from dendrobench.running import runlock as claims
+from dendrobench.running.sweep import (
     apply_jobs,
     collect,
     expected_jobs,
@@ -80,7 +80,7 @@ def test_jobs_becomes_a_joblib_multirun_over_seeds():
 
 
 def test_submitit_gets_a_time_limit_from_the_budget_and_local_submitit_a_bound():
-    from dendrobench.sweep import timeout_minutes
+    from dendrobench.running.sweep import timeout_minutes
 
     slurm = apply_jobs(["-m", "task=bbbp", "seed=0,1", "budget=standard", "hydra/launcher=slurm"])
     assert f"hydra.launcher.timeout_min={timeout_minutes(slurm)}" in slurm
@@ -261,9 +261,9 @@ def test_ray_sweep_reports_and_matches_sequential_records(cli_env, tmp_path):
 def test_the_thread_count_is_part_of_the_record_identity(tmp_path):
     import torch
 
-    from dendrobench.config import RunConfig
-    from dendrobench.results import config_hash
-    from dendrobench.runner import Suite
+    from dendrobench.running.config import RunConfig
+    from dendrobench.running.results import config_hash
+    from dendrobench.running.runner import Suite
 
     before = torch.get_num_threads()
     try:

@@ -14,9 +14,9 @@ from dendrobench.tasks import brain_tumour as mod
 from dendrobench.tasks.brain_tumour import BrainTumourTask
 from tasktools import fit_batch
 
-from dendrobench.cost import count_params
+from dendrobench.contract.registry import get_task
 from dendrobench.errors import DataUnavailableError
-from dendrobench.registry import get_task
+from dendrobench.running.cost import count_params
 
 CPU = torch.device("cpu")
 

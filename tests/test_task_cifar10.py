@@ -15,9 +15,9 @@ from dendrobench.tasks import cifar10 as mod
 from dendrobench.tasks.cifar10 import Cifar10Task
 from tasktools import fit_batch, shared_data, unzipped
 
-from dendrobench.cost import count_params
+from dendrobench.contract.registry import get_task
 from dendrobench.errors import DataUnavailableError
-from dendrobench.registry import get_task
+from dendrobench.running.cost import count_params
 
 
 @pytest.fixture(autouse=True)
@@ -258,8 +258,8 @@ def test_image_folder_with_wrong_classes_or_sizes(tmp_path):
 
 
 def test_resnet_options():
+    from dendrobench.contract.options import parse_options
     from dendrobench.errors import ConfigError
-    from dendrobench.options import parse_options
 
     task = Cifar10Task()
     task.configure("quick")

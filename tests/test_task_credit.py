@@ -16,9 +16,9 @@ from dendrobench.tasks import credit_default as mod
 from dendrobench.tasks.credit_default import OPENML_ID, UCI_FEATURES, CreditDefaultTask
 from tasktools import fit_batch, shared_data
 
-from dendrobench.cost import count_params
+from dendrobench.contract.registry import get_task
 from dendrobench.errors import DataUnavailableError
-from dendrobench.registry import get_task
+from dendrobench.running.cost import count_params
 
 
 @pytest.fixture(autouse=True)
@@ -303,7 +303,7 @@ def test_xls_without_xlrd_says_what_to_install(tmp_path, monkeypatch):
 
 
 def _task(**options):
-    from dendrobench.options import parse_options
+    from dendrobench.contract.options import parse_options
 
     task = CreditDefaultTask()
     task.configure("quick")
@@ -337,8 +337,8 @@ def test_claim_split_and_model_options(tmp_path):
     ({"split": "scaffold"}, "task_options.split must be random_stratified"),
 ])
 def test_bad_credit_options(options, expect):
+    from dendrobench.contract.options import parse_options
     from dendrobench.errors import ConfigError
-    from dendrobench.options import parse_options
 
     with pytest.raises(ConfigError, match=expect.replace("|", r"\|").replace("[", r"\[")):
         parse_options(CreditDefaultTask, options)

@@ -15,9 +15,9 @@ from dendrobench.tasks import wikitext2 as mod
 from dendrobench.tasks.wikitext2 import WikiText2Task
 from tasktools import fit_batch, shared_data
 
-from dendrobench.cost import count_params
+from dendrobench.contract.registry import get_task
 from dendrobench.errors import DataUnavailableError
-from dendrobench.registry import get_task
+from dendrobench.running.cost import count_params
 
 WIKI_LINES = {
     "train": ["", " = Valkyria Chronicles III = \n", "", " Senjō no Valkyria 3 : Unrecorded Chronicles is a "
@@ -36,7 +36,7 @@ def offline_cache(private_cache):
 
 def byte_task(**options):
     """The byte-level variant (``task_options.tokens=byte``): online, wikitext-2-raw-v1 as bytes."""
-    from dendrobench.options import parse_options
+    from dendrobench.contract.options import parse_options
 
     task = WikiText2Task(TINY_LM)
     task.set_options(parse_options(task, {"tokens": "byte", **options}))
@@ -187,7 +187,7 @@ WORD_FIXTURE = Path(__file__).parent / "fixtures" / "wikitext-2"  # tiny token f
 
 
 def word_task(**options):
-    from dendrobench.options import parse_options
+    from dendrobench.contract.options import parse_options
 
     task = WikiText2Task(TINY_LM)
     task.set_options(parse_options(task, options))
@@ -260,7 +260,7 @@ def test_tokens_default_per_source_and_offline_words(pydoc):
 
 
 def test_model_options_and_seq_len(tmp_path):
-    from dendrobench.options import parse_options
+    from dendrobench.contract.options import parse_options
 
     task = WikiText2Task()
     task.configure("quick")
@@ -281,8 +281,8 @@ def test_model_options_and_seq_len(tmp_path):
     ({"dropout": 1.0}, "dropout must be in [0, 1)"),
 ])
 def test_bad_wikitext_options(options, expect):
+    from dendrobench.contract.options import parse_options
     from dendrobench.errors import ConfigError
-    from dendrobench.options import parse_options
 
     with pytest.raises(ConfigError) as err:
         parse_options(WikiText2Task, options)

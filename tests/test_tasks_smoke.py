@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from dendrobench.config import RunConfig, validate
-from dendrobench.registry import get_task
-from dendrobench.runner import Suite
+from dendrobench.contract.registry import get_task
+from dendrobench.running.config import RunConfig, validate
+from dendrobench.running.runner import Suite
 
 BUILTIN = ["bbbp", "cifar10", "brain-tumour", "credit-default", "wikitext2"]
 

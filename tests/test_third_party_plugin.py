@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from dendrobench import registry
-from dendrobench.scaffold import create
+from dendrobench.authoring.scaffold import create
+from dendrobench.contract import registry
 
 PLUGIN_SRC = Path(__file__).parent / "plugins" / "thirdparty"
 PLUGIN_DIST = "dbench-thirdparty-demo"

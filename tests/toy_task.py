@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from dendrobench.contract.task import Budget, Task, TaskData
 from dendrobench.errors import ConfigError
-from dendrobench.task import Budget, Task, TaskData
 
 
 def spirals(n: int, seed: int, noise: float = 0.15) -> TensorDataset:
@@ -67,7 +67,7 @@ class DownloadFirstSpirals(SpiralTask):
 
 @dataclass(frozen=True)
 class SpiralOptions:
-    """Options as a real task declares them (see dendrobench/options.py)."""
+    """Options as a real task declares them (see dendrobench/contract/options.py)."""
 
     hidden: int | None = None  # None: the class default (4)
     activation: Literal["tanh", "relu"] = "tanh"

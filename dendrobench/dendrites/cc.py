@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dendrobench.dendrites.base import DendriteEngine, EngineContext, LossFn, ValidationDecision
+from dendrobench.contract.engine import DendriteEngine, EngineContext, LossFn, ValidationDecision
 from dendrobench.dendrites.convert import find_layers
 from dendrobench.dendrites.gd import CycleSchedule, GDConfig
 from dendrobench.dendrites.modules import ACTIVATIONS, Branch, convert_layers, count_dendrites
@@ -111,7 +111,7 @@ class CorrelationDendrites(DendriteEngine):
 
     def __init__(self, config: dict[str, Any] | None = None):
         super().__init__(config)
-        from dendrobench.registry import get_dendrite_kind
+        from dendrobench.contract.registry import get_dendrite_kind
 
         self.kind = get_dendrite_kind(self.cfg.dendrite)
         self.layers: list[str] = []

@@ -1,6 +1,6 @@
 """``dendrites=none``: the base model untouched (only the baseline and wide arms make sense)."""
 
-from dendrobench.dendrites.base import DendriteEngine
+from dendrobench.contract.engine import DendriteEngine
 
 
 class NoDendrites(DendriteEngine):

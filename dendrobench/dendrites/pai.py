@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dendrobench.dendrites.base import DendriteEngine, EngineContext, LossFn, ValidationDecision
+from dendrobench.contract.engine import DendriteEngine, EngineContext, LossFn, ValidationDecision
 from dendrobench.dendrites.convert import find_layers
 from dendrobench.errors import ConfigError
 

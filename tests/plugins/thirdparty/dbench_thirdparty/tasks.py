@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from dendrobench.task import Budget, Task, TaskData
+from dendrobench.contract.task import Budget, Task, TaskData
 
 
 class MoonsTask(Task):

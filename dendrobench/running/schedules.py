@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from dendrobench.task import Budget
+from dendrobench.contract.task import Budget
 
 
 def lr_factor(budget: Budget, step: int, total: int, steps_per_epoch: int = 1) -> float:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dendrobench.results import pid_alive
+from dendrobench.running.results import pid_alive
 
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 600.0  # 20 missed heartbeats: only for holders on other hosts (or unreadable claims)

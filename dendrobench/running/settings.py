@@ -13,13 +13,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-CONF_DIR = Path(__file__).parent / "conf"
+CONF_DIR = Path(__file__).parent.parent / "conf"
 
-# The closed sets of choices (re-exported by config.py and task.py, which import torch).
-ARMS = ("baseline", "dendrites", "wide", "compressed")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-BUDGET_NAMES = ("smoke", "quick", "standard", "full")
-DATA_SOURCES = ("offline", "online")
+# The closed sets of choices live in the contract (re-exported here for the settings table).
+from dendrobench.contract.names import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES  # noqa: E402, F401
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ Use from the command line::
 or from a plugin's own test suite::
 
     import pytest
-    from dendrobench.checks import task_checks
+    from dendrobench.authoring.checks import task_checks
 
     @pytest.mark.parametrize("check", task_checks(MyTask()), ids=str)
     def test_contract(check):
@@ -45,11 +45,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from dendrobench.authoring.scaffold import NAME_RE, NAME_RULE
+from dendrobench.contract.task import BUDGET_NAMES, Budget, Task, TaskData
 from dendrobench.errors import DataUnavailableError, UserError
-from dendrobench.netguard import NetworkBlocked  # noqa: F401 - re-exported for plugins' tests
-from dendrobench.netguard import no_network as _no_network
-from dendrobench.scaffold import NAME_RE, NAME_RULE
-from dendrobench.task import BUDGET_NAMES, Budget, Task, TaskData
+from dendrobench.running.netguard import NetworkBlocked  # noqa: F401 - re-exported for plugins' tests
+from dendrobench.running.netguard import no_network as _no_network
 
 PROG = "dendrobench check-task"
 MAX_TRAIN_STEPS = 200  # the smoke-training check never takes more steps than this
@@ -82,7 +82,7 @@ class _Warn(Exception):
 
 # -- network guard ----------------------------------------------------------------------------
 def no_network(attempts: list[str]) -> contextlib.AbstractContextManager[list[str]]:
-    """The offline guard of :mod:`dendrobench.netguard`, labelled for check-task messages."""
+    """The offline guard of :mod:`dendrobench.running.netguard`, labelled for check-task messages."""
     return _no_network(attempts, label="dendrobench check-task")
 
 
@@ -182,7 +182,7 @@ class _TaskUnderTest:
                 with no_network(self.network_attempts):
                     got = self.task.load_data("offline", self.seed)
                 if not isinstance(got, TaskData):
-                    raise TypeError(f"load_data returned {type(got).__name__}, not dendrobench.task.TaskData")
+                    raise TypeError(f"load_data returned {type(got).__name__}, not dendrobench.contract.task.TaskData")
                 self._data = got
             except Exception as exc:  # noqa: BLE001 - reported by every check that needs the data
                 self._data = exc
@@ -259,7 +259,7 @@ def check_metadata(t: _TaskUnderTest) -> str:
 def check_metric(t: _TaskUnderTest) -> str:
     """``metric`` names a known evaluator, and the evaluator's ``better`` and ``error`` agree with its
     ``higher_is_better`` (a better score never has a larger error)."""
-    from dendrobench.metrics import EVALUATORS
+    from dendrobench.contract.metrics import EVALUATORS
 
     metric = getattr(t.task, "metric", None)
     try:
@@ -292,7 +292,7 @@ def check_budgets(t: _TaskUnderTest) -> str:
     for name in BUDGET_NAMES:
         budget = budgets[name]
         if not isinstance(budget, Budget):
-            problems.append(f"{name} is a {type(budget).__name__}, not dendrobench.task.Budget")
+            problems.append(f"{name} is a {type(budget).__name__}, not dendrobench.contract.task.Budget")
             continue
         try:
             budget.validate()
@@ -394,7 +394,7 @@ def check_splits_disjoint(t: _TaskUnderTest) -> str:
 def check_metric_range(t: _TaskUnderTest) -> str:
     """An untrained model (seed 0, width 1) evaluated through the runner's smoke loaders gives a
     finite primary metric whose error is in [0, 1] (higher-is-better, bounded) or >= 0 (otherwise)."""
-    from dendrobench.runner import make_loaders, seed_everything
+    from dendrobench.running.runner import make_loaders, seed_everything
 
     data, budget = t.data(), t.smoke_budget()
     ev = t.task.evaluator
@@ -423,8 +423,14 @@ def check_trains_on_smoke(t: _TaskUnderTest) -> str:
     schedule, train step) on CPU: every loss finite and some parameter changes. The loss on one fixed
     training batch (train mode, same RNG state) is compared before and after; if it did not fall the
     check passes with a warning, since a few steps prove the wiring, not learning."""
-    from dendrobench.dendrites.base import DendriteEngine, EngineContext
-    from dendrobench.runner import cycle_batches, lr_factor, make_loaders, optimizer_factory, seed_everything
+    from dendrobench.contract.engine import DendriteEngine, EngineContext
+    from dendrobench.running.runner import (
+        cycle_batches,
+        lr_factor,
+        make_loaders,
+        optimizer_factory,
+        seed_everything,
+    )
 
     data, budget = t.data(), t.smoke_budget()
     task = t.task
@@ -486,7 +492,7 @@ def check_trains_on_smoke(t: _TaskUnderTest) -> str:
 def check_width_multiplier(t: _TaskUnderTest) -> str:
     """``build_model(data, width)`` has strictly more parameters at width 0.5 < 1 < 2: the wide
     (capacity-matched) and compressed arms depend on it."""
-    from dendrobench.cost import count_params
+    from dendrobench.running.cost import count_params
 
     data = t.data()
     t.smoke_budget()
@@ -563,7 +569,7 @@ def resolve_task(name_or_task: str | Task | type[Task]) -> tuple[Task, str]:
     if isinstance(name_or_task, type) and issubclass(name_or_task, Task):
         return name_or_task(), getattr(name_or_task, "name", name_or_task.__name__)
     if isinstance(name_or_task, str):
-        from dendrobench.registry import load_task_class
+        from dendrobench.contract.registry import load_task_class
 
         return load_task_class(name_or_task)(), name_or_task
     raise TypeError(f"expected a task name, a Task subclass or instance, got {type(name_or_task).__name__}")
@@ -621,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             print(f"{PROG}: error: unknown check {bad[0]!r}; valid checks: {', '.join(CHECKS)}", file=sys.stderr)
             return 2
-    from dendrobench.registry import PluginLoadError, load_task_class, plugins
+    from dendrobench.contract.registry import PluginLoadError, load_task_class, plugins
 
     t0 = time.perf_counter()
     try:
@@ -650,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _task_names() -> list[str]:
-    from dendrobench.registry import task_names
+    from dendrobench.contract.registry import task_names
 
     return task_names()
 

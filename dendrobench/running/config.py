@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dendrobench.errors import ConfigError, unknown_choice
-from dendrobench.settings import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES
+from dendrobench.running.settings import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES
 
 __all__ = ["ARMS", "DEVICES", "RunConfig", "from_mapping", "validate", "check_writable", "effective_timeout"]
 DATA_KEYS = ("source", "root")  # the keys under ``data.``
@@ -46,7 +46,7 @@ class RunConfig:
     progress: bool | None = None  # null: bars only on a terminal and not under CI
     energy: bool = False  # measure each run's energy with CodeCarbon (dendrobench[energy]); not in the identity
     # A published claim to put on trial (baselines/claims/<id>.yaml); set, it decides the task,
-    # data, options and budgets and runs several protocols (dendrobench/published_claims.py).
+    # data, options and budgets and runs several protocols (dendrobench/evidence/claims.py).
     claim: str | None = None
     # Set by the claim runner, never from the command line: which protocol this suite is
     # ("matched": equal steps; "published": the claim's own, unequal budget) and which split's
@@ -75,7 +75,7 @@ def from_mapping(cfg: dict[str, Any]) -> RunConfig:
     """Build and validate a RunConfig from Hydra's composed config (already a plain dict)."""
     cfg = dict(cfg)
     data = cfg.pop("data", {}) or {}
-    cfg.pop("jobs", None)  # the command's own setting (dendrobench.sweep): how many runs at once, not how one runs
+    cfg.pop("jobs", None)  # the command's own setting (dendrobench.running.sweep): how many runs at once, not how one runs
     bad_data = sorted(set(data) - set(DATA_KEYS))
     if bad_data:
         raise ConfigError(f"unknown setting(s) {', '.join('data.' + k for k in bad_data)}; valid data settings: "
@@ -84,12 +84,8 @@ def from_mapping(cfg: dict[str, Any]) -> RunConfig:
     bad = sorted(set(cfg) - known)
     if bad:
         raise ConfigError(f"unknown setting(s) {bad}; valid settings: {', '.join(sorted(known | {'data.source', 'data.root'}))}")
-    if cfg.get("claim") and not cfg.get("task"):
-        from dendrobench.published_claims import get_claim
-
-        cfg["task"] = get_claim(str(cfg["claim"])).task  # unknown id -> error naming the claims
     if not cfg.get("task"):
-        from dendrobench.registry import task_names
+        from dendrobench.contract.registry import task_names
 
         raise ConfigError(f"no task given; say e.g. `dendrobench task=bbbp`. Tasks: {', '.join(task_names())}")
     run = RunConfig(**cfg, data_source=data.get("source", "offline"), data_root=data.get("root"))
@@ -109,7 +105,7 @@ def _int(value: Any, name: str, minimum: int) -> int:
 
 
 def validate(run: RunConfig) -> None:
-    from dendrobench.registry import get_engine_class, get_task
+    from dendrobench.contract.registry import get_engine_class, get_task
 
     run.seeds = _int(run.seeds, "seeds", 1)
     if run.seed is not None:
@@ -122,7 +118,7 @@ def validate(run: RunConfig) -> None:
     for arm in run.arms:
         if arm not in ARMS:
             raise unknown_choice("arm", arm, ARMS)
-    from dendrobench.results import PROTOCOLS
+    from dendrobench.running.results import PROTOCOLS
 
     if run.protocol not in PROTOCOLS:
         raise unknown_choice("protocol", run.protocol, PROTOCOLS)
@@ -150,7 +146,7 @@ def validate(run: RunConfig) -> None:
         if not run.run_timeout_s >= 0 or run.run_timeout_s == float("inf"):
             raise ConfigError(f"run_timeout_s must be >= 0 seconds (0: no limit), got {run.run_timeout_s!r}")
     task = get_task(run.task)  # unknown task -> error listing the registered ones
-    from dendrobench.options import parse_options
+    from dendrobench.contract.options import parse_options
 
     run.task_options = dict(run.task_options or {})
     parse_options(task, run.task_options)  # unknown key or bad value -> error naming the valid ones

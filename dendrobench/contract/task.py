@@ -27,8 +27,8 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from dendrobench.metrics import Evaluator, get_evaluator
-from dendrobench.settings import BUDGET_NAMES, DATA_SOURCES  # noqa: F401 - part of this module's API
+from dendrobench.contract.metrics import Evaluator, get_evaluator
+from dendrobench.contract.names import BUDGET_NAMES, DATA_SOURCES  # noqa: F401 - part of this module's API
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Budget:
     steps_per_epoch: int | None = None
     weight_decay: float = 0.0
     optimizer: str = "adam"  # adam | adamw | sgd
-    schedule: str = "constant"  # constant | cosine | step | reduce_on_plateau (dendrobench/schedules.py)
+    schedule: str = "constant"  # constant | cosine | step | reduce_on_plateau (dendrobench/running/schedules.py)
     warmup_steps: int = 0
     grad_clip: float | None = None
     eval_batch_size: int | None = None
@@ -146,7 +146,7 @@ class Task:
     name: ClassVar[str]
     modality: ClassVar[str]
     description: ClassVar[str]
-    metric: ClassVar[str]  # an evaluator name from dendrobench.metrics
+    metric: ClassVar[str]  # an evaluator name from dendrobench.contract.metrics
     datasets: ClassVar[dict[str, str]] = {}  # data source -> what it is, shown by `dendrobench list`
     budgets: ClassVar[dict[str, Budget]]
     version: ClassVar[str] = "1"  # bump when data or model change results; part of the record hash
@@ -160,10 +160,10 @@ class Task:
     model_config: Any = None
 
     # Protocol options (split kind, model depth / width / dropout, data variant ...): a frozen
-    # dataclass whose fields all have defaults, typed so dendrobench.options can validate command-line
+    # dataclass whose fields all have defaults, typed so dendrobench.contract.options can validate command-line
     # values (``task_options.KEY=VALUE``). None: the task has no options. The runner parses the run's
     # ``task_options`` into an instance and hands it over with ``set_options`` after ``configure``;
-    # options that differ from their defaults enter the record hash (dendrobench/options.py).
+    # options that differ from their defaults enter the record hash (dendrobench/contract/options.py).
     Options: ClassVar[type | None] = None
     options: Any = None
 

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dendrobench import settings
 from dendrobench.errors import ConfigError, UserError, unknown_choice
-from dendrobench.sweep import apply_jobs, bad_runs, parse_jobs, split_top
+from dendrobench.running import settings
+from dendrobench.running.sweep import apply_jobs, bad_runs, parse_jobs, split_top
 
 PROG = "dendrobench"
-CONF_DIR = Path(__file__).parent / "conf"
+CONF_DIR = Path(__file__).parent.parent / "conf"
 TOP_LEVEL_KEYS = settings.top_level_keys()
 
 HELP = f"""usage: {PROG} task=NAME [key=value ...]      run a task with and without dendrites
@@ -59,7 +59,7 @@ def _fail(message: str, code: int = 2) -> int:
 
 # -- subcommands ------------------------------------------------------------------------------
 def _cmd_list(argv: list[str]) -> int:
-    from dendrobench.commands.listing import main as list_main
+    from dendrobench.cli.listing import main as list_main
 
     return list_main(argv)
 
@@ -71,19 +71,19 @@ def _cmd_leaderboard(argv: list[str]) -> int:
 
 
 def _cmd_check_task(argv: list[str]) -> int:
-    from dendrobench.checks import main as check_main
+    from dendrobench.authoring.checks import main as check_main
 
     return check_main(argv)
 
 
 def _cmd_new_task(argv: list[str]) -> int:
-    from dendrobench.scaffold import main as new_main
+    from dendrobench.authoring.scaffold import main as new_main
 
     return new_main(argv)
 
 
 def _cmd_claim_table(argv: list[str]) -> int:
-    from dendrobench.published_claims import table_main
+    from dendrobench.evidence.claims import table_main
 
     return table_main(argv)
 
@@ -124,9 +124,9 @@ def prevalidate(args: list[str]) -> list[str]:
     Keys under ``budget_overrides.``, ``task_options.`` and ``dendrites.`` are forced in (``++``) so that a misspelt
     parameter reaches our own validation, which names the valid ones, instead of Hydra's struct error.
     """
-    from dendrobench.config import check_writable
-    from dendrobench.registry import plugins
-    from dendrobench.settings import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES
+    from dendrobench.contract.registry import plugins
+    from dendrobench.running.config import check_writable
+    from dendrobench.running.settings import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES
 
     multirun = any(a in ("-m", "--multirun") for a in args)
     out = []
@@ -170,11 +170,11 @@ def prevalidate(args: list[str]) -> list[str]:
             elif bare == "data.source" and v not in DATA_SOURCES:
                 raise unknown_choice("data source", v, DATA_SOURCES)
             elif bare == "claim" and v != "null":
-                from dendrobench.published_claims import claim_ids
+                from dendrobench.evidence.claims import claim_ids
 
                 if v not in claim_ids():
                     raise unknown_choice("claim", v, claim_ids())
-                from dendrobench.published_claims import check_runnable, get_claim
+                from dendrobench.evidence.claims import check_runnable, get_claim
 
                 check_runnable(get_claim(v))  # before Hydra: one line, exit 2
             elif bare == "device" and v not in DEVICES:
@@ -212,11 +212,11 @@ def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print, table
     """Validate a composed config, run its suite, print the summary. Used by the CLI and tests.
 
     ``table=False`` (a job of a multirun) prints one line instead of the table: the parent prints
-    one pooled table for the whole sweep (dendrobench.sweep).
+    one pooled table for the whole sweep (dendrobench.running.sweep).
     """
-    from dendrobench.config import from_mapping
-    from dendrobench.report import format_table
-    from dendrobench.runner import Suite
+    from dendrobench.evidence.report import format_table
+    from dendrobench.running.config import from_mapping
+    from dendrobench.running.runner import Suite
 
     if cfg_dict.get("claim"):
         return run_claim_job(cfg_dict, echo)
@@ -246,7 +246,7 @@ def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print, table
 
 
 def record_files(records: list[dict[str, Any]], results_dir: str) -> list[str]:
-    from dendrobench.results import record_path
+    from dendrobench.running.results import record_path
 
     root = Path(results_dir).expanduser().resolve()
     return [str(record_path(root, r["task"], r["arm"], r["seed"], r["config_hash"])) for r in records]
@@ -254,8 +254,8 @@ def record_files(records: list[dict[str, Any]], results_dir: str) -> list[str]:
 
 def run_claim_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """``claim=ID``: the claim's protocols seed by seed, then one summary table per protocol."""
-    from dendrobench.published_claims import run_claim
-    from dendrobench.report import format_table
+    from dendrobench.evidence.claims import run_claim
+    from dendrobench.evidence.report import format_table
 
     records = run_claim(cfg_dict, echo=echo)
     for protocol in ("published", "matched"):
@@ -283,7 +283,7 @@ def _hydra_entry(cfg: Any) -> None:
     # outcome file, never by raising (Hydra would stop the sweep at the first failed batch).
     from hydra.core.hydra_config import HydraConfig
 
-    from dendrobench.sweep import write_outcome
+    from dendrobench.running.sweep import write_outcome
 
     hc = HydraConfig.get()
     label = " ".join(hc.overrides.task)
@@ -303,7 +303,7 @@ def _hydra_entry(cfg: Any) -> None:
 def parallel_tip(records: list[dict[str, Any]], args: list[str]) -> str | None:
     """One line pointing at ``jobs=auto`` after several runs went one after another on a machine with
     more cores (2 processes x 1 thread gave 1.8x the throughput here: docs/scaling.md)."""
-    from dendrobench.sweep import parse_jobs
+    from dendrobench.running.sweep import parse_jobs
 
     cores = parse_jobs("auto")
     if len(records) < 2 or cores < 2 or any(a.startswith("jobs=") for a in args):
@@ -314,7 +314,8 @@ def parallel_tip(records: list[dict[str, Any]], args: list[str]) -> str | None:
 
 def _report(records: list[dict[str, Any]], problems: list[str], pooled: bool) -> int:
     """The pooled table (multirun) and the failure list; exit 1 when any run failed or diverged."""
-    from dendrobench.sweep import failure_summary, format_pooled
+    from dendrobench.evidence.report import format_pooled
+    from dendrobench.running.sweep import failure_summary
 
     if pooled:
         print(f"\n{PROG}: {len(records)} runs over the sweep\n")
@@ -359,7 +360,7 @@ def _run_hydra(args: list[str]) -> int:
 
     _quiet_plugin_imports()
 
-    from dendrobench.sweep import collect, expected_jobs, fix_sweep_dir, is_multirun
+    from dendrobench.running.sweep import collect, expected_jobs, fix_sweep_dir, is_multirun
 
     multirun = is_multirun(args)
     sweep_dir, jobs = None, None
@@ -413,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"{PROG} {__version__}")
         return 0
-    from dendrobench import interrupts, watchdog
+    from dendrobench.running import interrupts, watchdog
 
     interrupts.install()
     if argv is None:  # this process is the dendrobench command: a run stuck in C may restart it

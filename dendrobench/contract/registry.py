@@ -84,11 +84,11 @@ class PluginLoadError(ConfigError):
 
 
 def load_task_class(name: str) -> type:
-    from dendrobench.task import Task
+    from dendrobench.contract.task import Task
 
     obj = _load("task", name)
     if not (isinstance(obj, type) and issubclass(obj, Task)):
-        raise PluginLoadError(f"task {name!r} resolves to {obj!r}, which is not a dendrobench.task.Task subclass")
+        raise PluginLoadError(f"task {name!r} resolves to {obj!r}, which is not a dendrobench.contract.task.Task subclass")
     return obj
 
 
@@ -104,7 +104,7 @@ def get_task(name: str):
 
 
 def get_engine_class(name: str) -> type:
-    from dendrobench.dendrites.base import DendriteEngine
+    from dendrobench.contract.engine import DendriteEngine
 
     obj = _load("engine", name)
     if not (isinstance(obj, type) and issubclass(obj, DendriteEngine)):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dendrobench.stats import null_reason, rer
+from dendrobench.evidence.stats import null_reason, rer
 
 
 def _mean_std(values: Sequence[float]) -> str:
@@ -156,3 +156,26 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
                  "leaderboard`); params, FLOPs: the selected model's; wall: training clock, warm-up excluded")
     lines.extend(null_arm_notes(records))
     return "\n".join(lines)
+
+
+def group_title(group: Any) -> str:
+    """The row's task, data and budget, then what sets it apart from its neighbours (stats' label)."""
+    key = group.key
+    fields = key._asdict() if hasattr(key, "_asdict") else {"group": key}
+    shown = {k: v for k, v in fields.items() if v is not None and k != "row_id"
+             and not (k == "protocol" and v == "matched")}
+    title = "  ".join(f"{k}={v}" for k, v in shown.items())
+    label = getattr(group, "label", None)
+    return f"{title}  ({label})" if label else title
+
+
+def format_pooled(records: Sequence[dict[str, Any]]) -> str:
+    """One table per comparison (the leaderboard's rows), over every job of the sweep."""
+    from dendrobench.evidence.stats import summarize
+
+    if not records:
+        return "(no runs)"
+    parts = []
+    for group in summarize(records):
+        parts.append(f"== {group_title(group)}\n{format_table(group.records)}")
+    return "\n\n".join(parts)

@@ -7,7 +7,7 @@ output folder, ``<sweep dir>/<job number>/outcome.json``. The parent fixes the s
 (an absolute path under ``results_dir``, which must be shared storage on a cluster anyway), knows
 from Hydra's own sweep expansion how many jobs there are, and after the launcher returns reads every
 outcome and the records they name. It prints ONE pooled table (rows grouped as the leaderboard
-groups them, :func:`dendrobench.stats.summarize`), a failure list (including jobs that never
+groups them, :func:`dendrobench.evidence.stats.summarize`), a failure list (including jobs that never
 reported: killed, timed out, out of memory), and the exit code says whether anything failed.
 
 ``jobs=auto|N`` is sugar for Hydra's joblib launcher (``hydra/launcher=local``, a preset shipped in
@@ -85,7 +85,7 @@ def default_arms() -> str:
     """The ``arms`` default of the shipped config, in override form (``[baseline,dendrites,wide]``)."""
     import yaml
 
-    conf = yaml.safe_load((Path(__file__).parent / "conf" / "config.yaml").read_text(encoding="utf-8"))
+    conf = yaml.safe_load((Path(__file__).parent.parent / "conf" / "config.yaml").read_text(encoding="utf-8"))
     return "[" + ",".join(str(a) for a in conf["arms"]) + "]"
 
 
@@ -231,7 +231,7 @@ def expected_jobs(args: Sequence[str]) -> list[list[str]] | None:
 def write_outcome(output_dir: str | Path, overrides: Sequence[str], records: Sequence[str],
                   error: str | None = None) -> None:
     """What one job produced: the record files it wrote or resumed, or the error that stopped it."""
-    from dendrobench.results import atomic_write_json
+    from dendrobench.running.results import atomic_write_json
 
     atomic_write_json(Path(output_dir) / OUTCOME, {
         "overrides": list(overrides), "records": list(records), "error": error,
@@ -242,7 +242,7 @@ def write_outcome(output_dir: str | Path, overrides: Sequence[str], records: Seq
 # -- the parent side --------------------------------------------------------------------------
 def collect(sweep_dir: Path, jobs: list[list[str]] | None) -> tuple[list[dict[str, Any]], list[str]]:
     """Every record the sweep's jobs name (each file once), and a line per job that did not finish."""
-    from dendrobench.results import RecordError, read_record
+    from dendrobench.running.results import RecordError, read_record
 
     records: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
@@ -286,27 +286,3 @@ def failure_summary(records: Sequence[dict[str, Any]], problems: Sequence[str] =
         lines.append(f"{len(problems)} job(s) did not complete:")
         lines += [f"  {p}" for p in problems]
     return lines
-
-
-def group_title(group: Any) -> str:
-    """The row's task, data and budget, then what sets it apart from its neighbours (stats' label)."""
-    key = group.key
-    fields = key._asdict() if hasattr(key, "_asdict") else {"group": key}
-    shown = {k: v for k, v in fields.items() if v is not None and k != "row_id"
-             and not (k == "protocol" and v == "matched")}
-    title = "  ".join(f"{k}={v}" for k, v in shown.items())
-    label = getattr(group, "label", None)
-    return f"{title}  ({label})" if label else title
-
-
-def format_pooled(records: Sequence[dict[str, Any]]) -> str:
-    """One table per comparison (the leaderboard's rows), over every job of the sweep."""
-    from dendrobench.report import format_table
-    from dendrobench.stats import summarize
-
-    if not records:
-        return "(no runs)"
-    parts = []
-    for group in summarize(records):
-        parts.append(f"== {group_title(group)}\n{format_table(group.records)}")
-    return "\n\n".join(parts)

@@ -3,7 +3,7 @@
 A contributor's first hour decides whether they add a task at all; starting from a package that
 already installs, registers its entry point, runs and passes every contract check means they only
 ever replace working pieces with their own. The templates are Jinja2 files shipped as package data
-(``dendrobench/templates/new_task``), so this works from a non-editable wheel too.
+(``dendrobench/authoring/templates/new_task``), so this works from a non-editable wheel too.
 
 Nothing that exists is ever destroyed: an existing, non-empty folder is refused unless ``--force``,
 and even then only the generated files are written, each file it replaces first kept as ``*.bak``.
@@ -68,7 +68,7 @@ def validate_name(name: str) -> None:
     only names valid as all four are accepted."""
     if not NAME_RE.match(name) or len(name) > 40:
         raise UserError(f"invalid task name {name!r}: use {NAME_RULE}")
-    from dendrobench.registry import plugins
+    from dendrobench.contract.registry import plugins
 
     taken = plugins("task").get(name)
     if taken is not None and taken.dist != Names.from_task_name(name).dist:
@@ -77,7 +77,7 @@ def validate_name(name: str) -> None:
 
 
 def template_root() -> Traversable:
-    return files("dendrobench").joinpath("templates", "new_task")
+    return files("dendrobench.authoring").joinpath("templates", "new_task")
 
 
 def _walk(node: Traversable, prefix: str = "") -> list[tuple[str, Traversable]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = 1
-_RENDERERS = ("commands/listing.py", "commands/catalog.py", "options.py")
+_RENDERERS = ("cli/listing.py", "cli/catalog.py", "contract/options.py")
 
 
 def cache_file() -> Path:
@@ -98,7 +98,7 @@ class Catalog:
         if not self.changed:
             return
         try:
-            from dendrobench.results import atomic_write_json
+            from dendrobench.running.results import atomic_write_json
 
             atomic_write_json(self.path, self.data)
         except Exception:  # noqa: BLE001 - a cache that cannot be written only costs time

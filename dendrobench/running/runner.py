@@ -11,8 +11,8 @@ Rules that make arms comparable (DESIGN.md "Arms and budgets"):
 
 A run that raises (anything, ``SystemExit`` from a plugin included) or passes ``run_timeout_s``
 is recorded as ``failed``; a NaN/inf loss or score as ``diverged``; the suite goes on either way.
-Only a real Ctrl-C / SIGTERM stops it (:mod:`dendrobench.interrupts`). An offline run loads and
-trains under the network guard (:mod:`dendrobench.netguard`).
+Only a real Ctrl-C / SIGTERM stops it (:mod:`dendrobench.running.interrupts`). An offline run loads and
+trains under the network guard (:mod:`dendrobench.running.netguard`).
 """
 
 from __future__ import annotations
@@ -42,18 +42,18 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 import dendrobench
-from dendrobench import interrupts, watchdog
-from dendrobench.claims import claim_path, describe, is_stale, try_claim
-from dendrobench.config import RunConfig, effective_timeout
-from dendrobench.cost import count_params, flops_per_sample, peak_memory_mb, reset_peak_memory
-from dendrobench.dendrites.base import DendriteEngine, EngineContext
-from dendrobench.energy import EnergyMeter
+from dendrobench.contract.engine import DendriteEngine, EngineContext
+from dendrobench.contract.options import as_dict as options_dict
+from dendrobench.contract.options import identity_options, parse_options
+from dendrobench.contract.registry import get_engine_class, get_task
+from dendrobench.contract.task import Budget, Task, TaskData, move_to
 from dendrobench.errors import UserError
-from dendrobench.netguard import NetworkBlocked, no_network
-from dendrobench.options import as_dict as options_dict
-from dendrobench.options import identity_options, parse_options
-from dendrobench.registry import get_engine_class, get_task
-from dendrobench.results import (
+from dendrobench.running import interrupts, watchdog
+from dendrobench.running.config import RunConfig, effective_timeout
+from dendrobench.running.cost import count_params, flops_per_sample, peak_memory_mb, reset_peak_memory
+from dendrobench.running.energy import EnergyMeter
+from dendrobench.running.netguard import NetworkBlocked, no_network
+from dendrobench.running.results import (
     Record,
     RecordError,
     clean_stale_files,
@@ -63,8 +63,8 @@ from dendrobench.results import (
     record_path,
     write_record,
 )
-from dendrobench.schedules import LRSchedule, lr_factor  # noqa: F401 - lr_factor re-exported for plugins' checks
-from dendrobench.task import Budget, Task, TaskData, move_to
+from dendrobench.running.runlock import claim_path, describe, is_stale, try_claim
+from dendrobench.running.schedules import LRSchedule, lr_factor  # noqa: F401 - lr_factor re-exported for plugins' checks
 
 log = logging.getLogger("dendrobench")
 
@@ -432,7 +432,7 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
         if spec.engine is not None:  # dendritic arms: does the selected model still export (issue 6)?
             t_export = time.perf_counter()
             try:
-                from dendrobench.export import export_check
+                from dendrobench.running.export import export_check
 
                 record.extra["export"] = export_check(best_model, task.inputs(sample), workdir / "export")
             except Exception as exc:  # noqa: BLE001 - export is reported, never fatal to the run
@@ -447,7 +447,7 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
 def task_origin(requested: str, task: Task) -> dict[str, Any]:
     """The task's own name and where it came from (entry point or import path): one task, one name
     in the records, however it was asked for."""
-    from dendrobench.registry import plugins
+    from dendrobench.contract.registry import plugins
 
     cls = type(task)
     name = str(getattr(task, "name", "") or requested)

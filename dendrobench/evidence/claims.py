@@ -194,7 +194,7 @@ def scaled(budget: dict[str, Any], smoke: Any | None) -> dict[str, Any]:
 
 def suite_configs(claim: Claim, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The run configs of a claim: (label, Hydra-style mapping) per suite, in the order they run."""
-    from dendrobench.registry import get_task
+    from dendrobench.contract.registry import get_task
 
     smoke = None
     budget_name = "standard"
@@ -228,8 +228,8 @@ def suite_configs(claim: Claim, base: dict[str, Any]) -> list[tuple[str, dict[st
 
 def run_claim(base: dict[str, Any], echo: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Run a claim's protocols for every seed (seed-major, so an interrupted run has whole seeds)."""
-    from dendrobench.config import from_mapping
-    from dendrobench.runner import Suite
+    from dendrobench.running.config import from_mapping
+    from dendrobench.running.runner import Suite
 
     claim = get_claim(str(base["claim"]))
     check_runnable(claim)
@@ -291,8 +291,8 @@ def claim_summary(claim: Claim, records: list[dict[str, Any]]) -> dict[str, Any]
     (mean, 95 % t interval, n), for the published protocol also how often one seed alone reaches
     the claimed figure, the steps ratio, and the RER against the dendritic run's own first phase
     (the baseline some claims used)."""
-    from dendrobench.metrics import get_evaluator
-    from dendrobench.stats import rer, scale_settings, t_interval
+    from dendrobench.contract.metrics import get_evaluator
+    from dendrobench.evidence.stats import rer, scale_settings, t_interval
 
     records = [r for r in records if r.get("claim") == claim.id]
     # one set of settings only, never pooled: a smoke check, another task version or other data
@@ -378,7 +378,7 @@ def table_main(argv: list[str]) -> int:
     """``dendrobench claim-table RESULTS_DIR...``: the claim table in Markdown."""
     import argparse
 
-    from dendrobench.results import iter_records
+    from dendrobench.running.results import iter_records
 
     parser = argparse.ArgumentParser(prog="dendrobench claim-table", description=table_main.__doc__)
     parser.add_argument("results", nargs="+", type=Path)
@@ -388,7 +388,7 @@ def table_main(argv: list[str]) -> int:
         if not folder.is_dir():
             raise ConfigError(f"{folder} is not a folder of records")
         records.extend(iter_records(folder))
-    from dendrobench.leaderboard.build import load_not_run
+    from dendrobench.evidence.not_run import load_not_run
 
     print(claim_table(records, load_not_run(args.results)))
     return 0

@@ -1,7 +1,7 @@
 """``dendrobench list``: what is registered -- tasks (with modality, metric, data), engines (with
 their parameters) and budgets. A plugin that fails to load is listed with its error.
 
-Descriptions come from :mod:`dendrobench.commands.catalog`, so listing imports no task or engine
+Descriptions come from :mod:`dendrobench.cli.catalog`, so listing imports no task or engine
 (and no torch) unless one changed since the last listing.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dendrobench.commands.catalog import Catalog, fingerprint
+from dendrobench.cli.catalog import Catalog, fingerprint
+from dendrobench.contract.registry import plugins
 from dendrobench.errors import ConfigError
-from dendrobench.registry import plugins
 
 
 def _budget_line(name: str, b) -> str:
@@ -22,8 +22,8 @@ def _budget_line(name: str, b) -> str:
 
 
 def _describe_task(name: str) -> dict[str, Any]:
-    from dendrobench.options import declared, fields_doc
-    from dendrobench.registry import load_task_class
+    from dendrobench.contract.options import declared, fields_doc
+    from dendrobench.contract.registry import load_task_class
 
     cls = load_task_class(name)
     info = [f"{cls.modality:<10} metric={cls.metric:<11} {cls.description}"]
@@ -36,7 +36,7 @@ def _describe_task(name: str) -> dict[str, Any]:
 
 
 def _describe_engine(name: str) -> dict[str, Any]:
-    from dendrobench.registry import get_engine_class
+    from dendrobench.contract.registry import get_engine_class
 
     cls = get_engine_class(name)
     params = cls.parameters_doc()
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
         dendrites = sorted(plugins("dendrite"))
         out.append(f"dendrite kinds (dendrites.dendrite=NAME): {', '.join(dendrites)}")
     if args.what in (None, "claims"):
-        from dendrobench.published_claims import list_lines
+        from dendrobench.evidence.claims import list_lines
 
         out.extend(list_lines())
     catalog.save()

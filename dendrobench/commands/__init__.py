@@ -1,1 +1,0 @@
-"""Subcommands of the ``dendrobench`` CLI that are not a run."""

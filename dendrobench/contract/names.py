@@ -1,0 +1,10 @@
+"""The closed vocabularies every layer shares: arms, devices, budget names and data sources.
+
+Torch-free and import-free, so that ``--help`` and a bad key answer without loading torch, and so
+that the contract (``task.py``) and the run settings (``running/settings.py``) read one list.
+"""
+
+ARMS = ("baseline", "dendrites", "wide", "compressed")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+BUDGET_NAMES = ("smoke", "quick", "standard", "full")
+DATA_SOURCES = ("offline", "online")

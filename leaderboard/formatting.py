@@ -1,0 +1,92 @@
+"""How the board writes numbers and verdicts: one formatter per kind of value, shared by every view."""
+
+from __future__ import annotations
+
+import math
+
+from dendrobench.evidence import stats
+
+
+def fmt_value(v: float | None) -> str:
+    """A metric value: 3 decimals for [0, 1] metrics, fewer for perplexities."""
+    if v is None or not math.isfinite(v):
+        return "–"
+    a = abs(v)
+    return f"{v:.1f}" if a >= 100 else f"{v:.2f}" if a >= 10 else f"{v:.3f}"
+
+
+def fmt_interval(iv: stats.Interval) -> str:
+    """``mean ± SD`` over seeds: on every output of dendrobench "±" is the standard deviation over
+    seeds (as in the end-of-run table); a 95 % interval is always written ``[low, high]``."""
+    if iv.mean is None:
+        return "–"
+    if iv.n < 2 or iv.sd is None:
+        return fmt_value(iv.mean)
+    return f"{fmt_value(iv.mean)} ± {fmt_value(iv.sd)}"
+
+
+def fmt_pct(v: float | None, signed: bool = True) -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    return f"{v * 100:+.1f} %" if signed else f"{v * 100:.0f} %"
+
+
+def fmt_rer(iv: stats.Interval) -> str:
+    if iv.mean is None:
+        return "–"
+    if iv.n < 2 or iv.low is None or iv.high is None:
+        return fmt_pct(iv.mean)
+    return f"{fmt_pct(iv.mean)} [{iv.low * 100:+.1f}, {iv.high * 100:+.1f}]"
+
+
+def fmt_p(p: float | None) -> str:
+    return "–" if p is None or not math.isfinite(p) else f"{p:.3f}" if p >= 0.001 else "< 0.001"
+
+
+def fmt_effect(c: stats.Comparison, metric: str) -> str:
+    """The mean paired difference in the metric's own units (positive: ``c.arm`` better) [95 %]."""
+    iv = c.diff
+    if iv.mean is None:
+        return f"{metric} –"
+    text = f"{metric} {iv.mean:+.4g}"
+    if iv.low is not None and iv.high is not None:
+        text += f" [{iv.low:+.4g}, {iv.high:+.4g}]"
+    return text
+
+
+def fmt_ratio(v: float | None) -> str:
+    return "–" if v is None or not math.isfinite(v) else f"×{v:.2f}"
+
+
+def fmt_count(v: float | None) -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.2f}{unit}"
+    return f"{v:.0f}"
+
+
+def verdict_text(c: stats.Comparison) -> str:
+    """The verdict as shown: "better (p = 0.031)" when significant, else the verdict itself."""
+    if c.significant and c.p_value is not None:
+        return f"{c.verdict} (p = {fmt_p(c.p_value)})"
+    return c.verdict
+
+
+def verdict_class(c: stats.Comparison) -> str:
+    if c.verdict == stats.BETTER:
+        return "sig-pos"
+    if c.verdict == stats.WORSE:
+        return "sig-neg"
+    if c.verdict == stats.PIPELINE_CHECK:
+        return "pipeline"
+    return "anecdotal" if c.too_few else ""
+
+
+NULL_ARM_WARNING = "selected model has 0 dendrites: this row compares the baseline with itself"
+
+
+def null_warning(c: stats.Comparison) -> str:
+    """Said wherever a dendritic arm without dendrites is compared (issue 9 item 5)."""
+    return NULL_ARM_WARNING if c.null_arm else ""
