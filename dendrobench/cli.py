@@ -218,6 +218,16 @@ def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print, table
     from dendrobench.report import format_table
     from dendrobench.runner import Suite
 
+    if cfg_dict.get("protocol") == "tuned":  # its own flow: trials per arm, then the best on the seeds
+        from dendrobench.tuning import run_tuned
+
+        records = run_tuned(cfg_dict, echo)
+        echo("\n" + format_table(records) if table else f"{PROG}: job task={cfg_dict.get('task')} tuned: done")
+        if table and records:
+            from dendrobench.leaderboard.build import format_task_row
+
+            echo(format_task_row(records, str(records[0]["task"])))
+        return records
     if cfg_dict.get("claim"):
         return run_claim_job(cfg_dict, echo)
     run = from_mapping(cfg_dict)

@@ -54,6 +54,8 @@ class RunConfig:
     protocol: str = "matched"
     report_split: str = "test"
     run_timeout_s: float | None = None  # null: DEFAULT_RUN_TIMEOUT_S[budget]; 0: no limit
+    # protocol=tuned: trials per arm, tuning seeds per trial, Sobol seed (dendrobench/tuning.py)
+    tuning: dict[str, Any] = field(default_factory=dict)
 
     @property
     def engine(self) -> str:
@@ -126,6 +128,9 @@ def validate(run: RunConfig) -> None:
 
     if run.protocol not in PROTOCOLS:
         raise unknown_choice("protocol", run.protocol, PROTOCOLS)
+    from dendrobench.tuning import check_protocol
+
+    check_protocol(run)  # protocol=published needs a claim; tuning.* checked
     if run.report_split not in ("test", "val"):
         raise unknown_choice("report_split", run.report_split, ("test", "val"))
     if run.budget not in BUDGET_NAMES:
