@@ -218,11 +218,12 @@ def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print, table
     from dendrobench.report import format_table
     from dendrobench.runner import Suite
 
-    if cfg_dict.get("protocol") == "tuned":  # its own flow: trials per arm, then the best on the seeds
+    if cfg_dict.get("protocol") in ("tuned", "fork"):  # their own flows: dendrobench/tuning.py, fork.py
+        from dendrobench.fork import run_fork
         from dendrobench.tuning import run_tuned
 
-        records = run_tuned(cfg_dict, echo)
-        echo("\n" + format_table(records) if table else f"{PROG}: job task={cfg_dict.get('task')} tuned: done")
+        records = (run_tuned if cfg_dict["protocol"] == "tuned" else run_fork)(cfg_dict, echo)
+        echo("\n" + format_table(records) if table else f"{PROG}: job task={cfg_dict.get('task')} {cfg_dict['protocol']}: done")
         if table and records:
             from dendrobench.leaderboard.build import format_task_row
 

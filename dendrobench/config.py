@@ -56,6 +56,7 @@ class RunConfig:
     run_timeout_s: float | None = None  # null: DEFAULT_RUN_TIMEOUT_S[budget]; 0: no limit
     # protocol=tuned: trials per arm, tuning seeds per trial, Sobol seed (dendrobench/tuning.py)
     tuning: dict[str, Any] = field(default_factory=dict)
+    fork: dict[str, Any] = field(default_factory=dict)  # protocol=fork: where the arms fork (dendrobench/fork.py)
 
     @property
     def engine(self) -> str:

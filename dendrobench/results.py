@@ -24,7 +24,7 @@ from dendrobench.errors import UserError
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "diverged")
-PROTOCOLS = ("matched", "published", "tuned")
+PROTOCOLS = ("matched", "published", "tuned", "fork")
 # Keys added after schema 1 was published, with the value an older record means by leaving them out
 # (issue 10): every record written before protocols existed was an ordinary, matched-budget run.
 LATER_DEFAULTS: dict[str, Any] = {"protocol": "matched", "claim": None}

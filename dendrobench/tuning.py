@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 # split, initial weights and data order a trial sees are never an evaluation seed's.
 TUNING_SEED_BASE = 1_000_000
 TUNING_KEYS = {"trials": 8, "seeds": 1, "sampler_seed": 0}
-USER_PROTOCOLS = ("matched", "tuned")  # what protocol= takes on the command line ("published": claim=ID)
+USER_PROTOCOLS = ("matched", "tuned", "fork")  # what protocol= takes on the command line ("published": claim=ID)
 DENDRITIC_ARMS = ("dendrites", "compressed")
 SPACE_VERSION = 1  # bump when SPACE or ENGINE_KNOBS change: trial identities then change with it
 
@@ -156,6 +156,9 @@ def check_protocol(run: RunConfig) -> None:
         raise ConfigError(f"evaluation seeds must stay below {TUNING_SEED_BASE} under protocol=tuned "
                           f"(the tuning seeds start there), got seed {max(run.seed_list)}")
     run.tuning = dataclasses.asdict(settings)
+    from dendrobench.fork import parse_fork
+
+    run.fork = dataclasses.asdict(parse_fork(run.fork))
 
 
 # -- the points -------------------------------------------------------------------------------

@@ -346,10 +346,10 @@ class IndexRow:
     def protocol_note(self) -> str:
         """A claim's published protocol runs its arms on unequal budgets: say so, with the steps ratio."""
         g = self.group
-        if g.protocol == "tuned":
-            from dendrobench.tuning import row_note
+        if g.protocol in ("tuned", "fork"):
+            from dendrobench import fork, tuning
 
-            return row_note(g.records)
+            return (tuning if g.protocol == "tuned" else fork).row_note(list(g.records))
         if g.protocol != "published":
             return f"claim {g.claim}" if g.claim else ""
         steps = g.comparison("dendrites", "baseline").cost_ratios.get("steps")
