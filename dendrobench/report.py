@@ -54,7 +54,7 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> list[list[str]]:
         return []
     metric = records[0]["metric"]["name"]
     rows = []
-    arms = [a for a in ("baseline", "dendrites", "wide", "compressed") if any(r["arm"] == a for r in records)]
+    arms = [a for a in ("baseline", "dendrites", "wide", "compressed", "base_more_training") if any(r["arm"] == a for r in records)]
     for arm in arms:
         recs = [r for r in records if r["arm"] == arm]
         ok = [r for r in recs if r["status"] == "ok"]

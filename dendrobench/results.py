@@ -56,7 +56,7 @@ SCHEMA: dict[str, Any] = {
         "task": {"type": "string"},
         "dataset": {"type": ["string", "null"]},
         "data_source": {"enum": ["offline", "online"]},
-        "arm": {"enum": ["baseline", "dendrites", "wide", "compressed"]},
+        "arm": {"enum": ["baseline", "dendrites", "wide", "compressed", "base_more_training"]},
         "engine": {"type": "string"},
         "seed": {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},  # what torch.manual_seed takes
         "budget": {"type": "string"},

@@ -16,7 +16,8 @@ from typing import Any
 CONF_DIR = Path(__file__).parent / "conf"
 
 # The closed sets of choices (re-exported by config.py and task.py, which import torch).
-ARMS = ("baseline", "dendrites", "wide", "compressed")
+# base_more_training: the baseline with a published protocol's extra dendritic steps (claims only)
+ARMS = ("baseline", "dendrites", "wide", "compressed", "base_more_training")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BUDGET_NAMES = ("smoke", "quick", "standard", "full")
 DATA_SOURCES = ("offline", "online")

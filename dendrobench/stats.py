@@ -590,7 +590,9 @@ def group_rows(records: Iterable[dict[str, Any]]) -> list[_Row]:
     before its data loaded) joins the rows of the same settings when exactly one dataset has rows."""
     from dendrobench.tuning import is_trial
 
-    recs = [r for r in dedupe(records) if not is_trial(r)]  # tuning trials are evidence for a choice, not rows
+    # tuning trials are evidence for a choice, not rows; base_more_training (a claim's baseline with the
+    # dendritic arm's extra steps) is summarised by the claim (published_claims.claim_summary), not here
+    recs = [r for r in dedupe(records) if not is_trial(r) and r.get("arm") != "base_more_training"]
     by_common: dict[str, list[dict[str, Any]]] = defaultdict(list)
     commons: dict[str, dict[str, Any]] = {}
     for rec in recs:

@@ -151,6 +151,9 @@ def check_protocol(run: RunConfig) -> None:
     if run.protocol == "published" and not run.claim:
         raise ConfigError("protocol=published is a claim's own protocol: say claim=ID (dendrobench list claims); "
                           f"valid protocols: {', '.join(USER_PROTOCOLS)}")
+    if "base_more_training" in run.arms and run.protocol != "published":
+        raise ConfigError("arm base_more_training is a claim's own (the baseline given the published dendritic "
+                          "arm's extra steps): run claim=ID; valid arms here: baseline, dendrites, wide, compressed")
     settings = parse_tuning(run.tuning)
     if run.protocol == "tuned" and max(run.seed_list) >= TUNING_SEED_BASE:
         raise ConfigError(f"evaluation seeds must stay below {TUNING_SEED_BASE} under protocol=tuned "
