@@ -249,6 +249,10 @@ class IndexRow:
     def protocol_note(self) -> str:
         """A claim's published protocol runs its arms on unequal budgets: say so, with the steps ratio."""
         g = self.group
+        if g.protocol in ("tuned", "fork"):
+            from dendrobench.running import fork, tuning
+
+            return (tuning if g.protocol == "tuned" else fork).row_note(list(g.records))
         if g.protocol != "published":
             return f"claim {g.claim}" if g.claim else ""
         steps = g.comparison("dendrites", "baseline").cost_ratios.get("steps")
@@ -702,6 +706,8 @@ def _comparison_rows(g: stats.GroupSummary) -> list[dict[str, Any]]:
 
 
 def task_context(task: str, rows: Sequence[IndexRow]) -> dict[str, Any]:
+    from dendrobench.running.tuning import describe_row
+
     groups = []
     for row in rows:
         g = row.group
@@ -715,6 +721,7 @@ def task_context(task: str, rows: Sequence[IndexRow]) -> dict[str, Any]:
             "curves": _curves(g), "scatter_params": _scatter(g, "params"), "scatter_flops": _scatter(g, "flops"),
             "provenance": _provenance(g), "anchor": row.anchor,
             "versions": sorted(g.mixed_versions.items()),
+            "tuning": describe_row(g.records) if g.protocol == "tuned" else None,
         })
     first = rows[0].group
     forest = svg.forest(f"{task}: dendrites, RER per row", forest_rows(rows, lambda r: f"#{r.anchor}"))
@@ -876,7 +883,7 @@ def format_task_row(records: Sequence[dict[str, Any]], task: str) -> str:
     for g in groups:
         k = g.key
         lines.append(f"leaderboard row: {k.task} ({k.dataset or '?'}, {k.data_source}, engine {k.engine}, "
-                     f"budget {k.budget}, metric {g.metric})")
+                     f"budget {k.budget}, metric {g.metric})" + (f" [{k.protocol}]" if k.protocol != "matched" else ""))
         for arm, ref in stats.COMPARISONS:
             c = g.comparisons.get((arm, ref))
             if c is None:

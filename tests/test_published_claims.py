@@ -260,7 +260,7 @@ def test_claim_runs_published_matched_and_wide_per_seed(toy_claims, tmp_path):
     records = run_claim_job(cfg, echo=lines.append)
     got = sorted((r["protocol"], r["arm"], r["seed"]) for r in records)
     assert got == sorted((p, a, s) for s in (0, 1) for p, a in [
-        ("published", "baseline"), ("published", "dendrites"),
+        ("published", "baseline"), ("published", "dendrites"), ("published", "base_more_training"),
         ("matched", "baseline"), ("matched", "dendrites"), ("matched", "wide")])
     assert all(r["status"] == "ok" for r in records), [r["message"] for r in records]
     assert all(r["claim"] == "toy-claim" for r in records)
@@ -269,13 +269,16 @@ def test_claim_runs_published_matched_and_wide_per_seed(toy_claims, tmp_path):
     assert pub["dendrites"]["engine"] == "gd"
     assert pub["dendrites"]["cost"]["stopped"] == "engine_complete"
     assert pub["dendrites"]["cost"]["steps"] == 6 * 40 and pub["baseline"]["cost"]["steps"] == 4 * 40
+    # the dendritic arm got more steps: base_more_training is the published baseline with the same steps
+    assert pub["base_more_training"]["cost"]["steps"] == 6 * 40 and pub["base_more_training"]["engine"] == "none"
+    assert "published dendrites vs base_more_training" in "\n".join(lines)
     matched = [r for r in records if r["protocol"] == "matched" and r["seed"] == 0]
     assert len({r["cost"]["steps"] for r in matched}) == 1
     assert "matched protocol" in "\n".join(lines)
     # resume: nothing runs twice
     again = run_claim_job(cfg, echo=lines.append)
     assert [r["config_hash"] for r in again] == [r["config_hash"] for r in records]
-    assert len(list(out.glob("*.json"))) == 10
+    assert len(list(out.glob("*.json"))) == 12
 
 
 def test_claim_refuses_task_and_budget_overrides(toy_claims, tmp_path):

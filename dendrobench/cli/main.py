@@ -218,6 +218,22 @@ def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print, table
     from dendrobench.running.config import from_mapping
     from dendrobench.running.runner import Suite
 
+    if cfg_dict.get("protocol") in ("tuned", "fork"):  # their own flows: dendrobench/running/tuning.py, fork.py
+        from dendrobench.running.fork import run_fork
+        from dendrobench.running.tuning import run_tuned
+
+        records = (run_tuned if cfg_dict["protocol"] == "tuned" else run_fork)(cfg_dict, echo)
+        if cfg_dict["protocol"] == "fork":
+            from dendrobench.evidence.report import fork_summary
+
+            for line in fork_summary(records):
+                echo(line)
+        echo("\n" + format_table(records) if table else f"{PROG}: job task={cfg_dict.get('task')} {cfg_dict['protocol']}: done")
+        if table and records:
+            from dendrobench.leaderboard.build import format_task_row
+
+            echo(format_task_row(records, str(records[0]["task"])))
+        return records
     if cfg_dict.get("claim"):
         return run_claim_job(cfg_dict, echo)
     run = from_mapping(cfg_dict)

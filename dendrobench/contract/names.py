@@ -4,7 +4,8 @@ Torch-free and import-free, so that ``--help`` and a bad key answer without load
 that the contract (``task.py``) and the run settings (``running/settings.py``) read one list.
 """
 
-ARMS = ("baseline", "dendrites", "wide", "compressed")
+# base_more_training: the baseline with a published protocol's extra dendritic steps (claims only)
+ARMS = ("baseline", "dendrites", "wide", "compressed", "base_more_training")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BUDGET_NAMES = ("smoke", "quick", "standard", "full")
 DATA_SOURCES = ("offline", "online")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from dendrobench.evidence import stats
 from dendrobench.evidence.stats import null_reason, rer
 
 
@@ -54,7 +55,7 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> list[list[str]]:
         return []
     metric = records[0]["metric"]["name"]
     rows = []
-    arms = [a for a in ("baseline", "dendrites", "wide", "compressed") if any(r["arm"] == a for r in records)]
+    arms = [a for a in ("baseline", "dendrites", "wide", "compressed", "base_more_training") if any(r["arm"] == a for r in records)]
     for arm in arms:
         recs = [r for r in records if r["arm"] == arm]
         ok = [r for r in recs if r["status"] == "ok"]
@@ -179,3 +180,23 @@ def format_pooled(records: Sequence[dict[str, Any]]) -> str:
     for group in summarize(records):
         parts.append(f"== {group_title(group)}\n{format_table(group.records)}")
     return "\n\n".join(parts)
+
+
+def fork_summary(records: list[dict[str, Any]]) -> list[str]:
+    """(a) dendrites and (c) plain units, each against (b) the base network trained on."""
+    lines = []
+    for g in stats.summarize(records):
+        if g.protocol != "fork":
+            continue
+        by_seed, _ = stats._by_seed(list(g.records), {})
+        for arm, name in (("dendrites", "(a) dendrites"), ("wide", "(c) plain units")):
+            c = stats.compare(arm, "baseline", by_seed, g.arms, g.metric, g.higher_is_better, g.key.budget)
+            if c.pairs:
+                p = "n/a" if c.p_value is None else f"{c.p_value:.3f}"
+                mean = "n/a" if c.rer.mean is None else f"{100 * c.rer.mean:+.1f} %"
+                lines.append(f"  {name} vs (b) more base training: RER {mean} over {c.pairs} seed pair(s), "
+                             f"error lower in {c.improved} of {c.pairs}, sign-flip p = {p}")
+    return lines
+
+
+# -- running ----------------------------------------------------------------------------------

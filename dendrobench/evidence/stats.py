@@ -512,7 +512,12 @@ def common_settings(record: dict[str, Any]) -> dict[str, Any]:
         # models (credit: MLP 128-wide baseline, 64-wide dendritic), on purpose: the claim file and
         # the scale it ran at (smoke | quick | its own) decide them, so those are the row
         return out
-    out.update(_flat("budget", cfg.get("budget_spec") or {}))
+    if out["protocol"] == "tuned":  # each arm has its own tuned lr and weight decay (dendrobench/running/tuning.py)
+        from dendrobench.running.tuning import row_budget_spec
+
+        out.update(_flat("budget", row_budget_spec(record)))
+    else:
+        out.update(_flat("budget", cfg.get("budget_spec") or {}))
     # the task's protocol options as the user gave them (the record hash holds the non-default ones)
     out.update(_flat("task_options", cfg.get("task_options") or {}))
     return out
@@ -583,7 +588,11 @@ def group_rows(records: Iterable[dict[str, Any]]) -> list[_Row]:
     common settings; a dendrites record every row of its engine setting; a wide or compressed
     record the rows of its own tolerance or width. A record whose ``dataset`` is null (the run failed
     before its data loaded) joins the rows of the same settings when exactly one dataset has rows."""
-    recs = dedupe(records)
+    from dendrobench.running.tuning import is_trial
+
+    # tuning trials are evidence for a choice, not rows; base_more_training (a claim's baseline with the
+    # dendritic arm's extra steps) is summarised by the claim (published_claims.claim_summary), not here
+    recs = [r for r in dedupe(records) if not is_trial(r) and r.get("arm") != "base_more_training"]
     by_common: dict[str, list[dict[str, Any]]] = defaultdict(list)
     commons: dict[str, dict[str, Any]] = {}
     for rec in recs:

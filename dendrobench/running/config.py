@@ -54,6 +54,9 @@ class RunConfig:
     protocol: str = "matched"
     report_split: str = "test"
     run_timeout_s: float | None = None  # null: DEFAULT_RUN_TIMEOUT_S[budget]; 0: no limit
+    # protocol=tuned: trials per arm, tuning seeds per trial, Sobol seed (dendrobench/running/tuning.py)
+    tuning: dict[str, Any] = field(default_factory=dict)
+    fork: dict[str, Any] = field(default_factory=dict)  # protocol=fork: where the arms fork (dendrobench/running/fork.py)
 
     @property
     def engine(self) -> str:
@@ -122,6 +125,9 @@ def validate(run: RunConfig) -> None:
 
     if run.protocol not in PROTOCOLS:
         raise unknown_choice("protocol", run.protocol, PROTOCOLS)
+    from dendrobench.running.protocol_settings import check_protocol
+
+    check_protocol(run)  # protocol=published needs a claim; tuning.* checked
     if run.report_split not in ("test", "val"):
         raise unknown_choice("report_split", run.report_split, ("test", "val"))
     if run.budget not in BUDGET_NAMES:

@@ -24,7 +24,7 @@ from dendrobench.errors import UserError
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "diverged")
-PROTOCOLS = ("matched", "published")
+PROTOCOLS = ("matched", "published", "tuned", "fork")
 # Keys added after schema 1 was published, with the value an older record means by leaving them out
 # (issue 10): every record written before protocols existed was an ordinary, matched-budget run.
 LATER_DEFAULTS: dict[str, Any] = {"protocol": "matched", "claim": None}
@@ -56,7 +56,7 @@ SCHEMA: dict[str, Any] = {
         "task": {"type": "string"},
         "dataset": {"type": ["string", "null"]},
         "data_source": {"enum": ["offline", "online"]},
-        "arm": {"enum": ["baseline", "dendrites", "wide", "compressed"]},
+        "arm": {"enum": ["baseline", "dendrites", "wide", "compressed", "base_more_training"]},
         "engine": {"type": "string"},
         "seed": {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1},  # what torch.manual_seed takes
         "budget": {"type": "string"},

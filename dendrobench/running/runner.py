@@ -68,7 +68,7 @@ from dendrobench.running.schedules import LRSchedule, lr_factor  # noqa: F401 - 
 
 log = logging.getLogger("dendrobench")
 
-ARM_ORDER = ("baseline", "dendrites", "wide", "compressed")
+ARM_ORDER = ("baseline", "dendrites", "wide", "compressed", "base_more_training")
 RUN_TMP_PREFIX = "dendrobench-run-"  # + pid: a run's scratch folder in the system temp directory
 DENDRITIC_ARMS = ("dendrites", "compressed")
 CLAIM_POLL_S = 2.0  # how often a run waiting for another process's claim looks again
@@ -503,7 +503,7 @@ class Suite:
         self.env = environment(self.device)
         self.arms = [a for a in ARM_ORDER if a in run.arms]
         self._data_cache: dict[int, TaskData | Exception] = {}
-        if self.engine_cls.name == "none" and any(a != "baseline" for a in self.arms):
+        if self.engine_cls.name == "none" and any(a not in ("baseline", "base_more_training") for a in self.arms):
             self.echo("dendrites=none: only the baseline arm is run")
             self.arms = ["baseline"]
         self.timeout = effective_timeout(run)
@@ -799,7 +799,7 @@ class Suite:
 
     def arm_spec(self, arm: str, seed: int, data: TaskData, by_arm: dict[str, dict[str, Any]]) -> ArmSpec:
         report = self.run.report_split
-        if arm == "baseline":
+        if arm in ("baseline", "base_more_training"):  # the latter: a claim's baseline given more steps
             return ArmSpec(arm, seed, report=report)
         if arm == "dendrites":
             return ArmSpec(arm, seed, engine=self.engine_cls(self.run.engine_params), report=report)

@@ -59,6 +59,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("energy", "each run's energy through CodeCarbon (`pip install \"dendrobench[energy]\"`): measured with "
             "RAPL where the machine has it, else marked estimated; shown as a ratio to the baseline",
             "`true`, `false`"),
+    Setting("protocol", "how the arms are compared: `matched` gives every arm the task's budget and hyperparameters; "
+            "`tuned` tunes each arm separately with the same K trials (learning rate, weight decay and the "
+            "engine's main knob, scored on validation with tuning seeds), then runs each arm's best settings on "
+            "the evaluation seeds (dendrobench/running/tuning.py); `fork` trains one shared baseline phase per seed, then "
+            "continues it three ways for the same steps: dendrites, the base network alone, plain units of the "
+            "dendrites' parameter count at the same layers (dendrobench/running/fork.py; needs `dendrites=gd`)",
+            "`matched`, `tuned`, `fork` (`published` is a claim's own: `claim=ID`)"),
+    Setting("tuning.trials", "protocol=tuned: K, the trials per arm (the first K points of a scrambled Sobol "
+            "sequence; the same K and points for every arm)", "an integer >= 1"),
+    Setting("tuning.seeds", "protocol=tuned: tuning seeds per trial (1000000, 1000001, ...: never an evaluation "
+            "seed); a trial's score is its mean validation error over them", "an integer >= 1"),
+    Setting("tuning.sampler_seed", "protocol=tuned: the Sobol sequence's scrambling seed", "an integer >= 0"),
+    Setting("fork.at", "protocol=fork: the epoch after which the arms fork", "`half` (of the budget's epochs), "
+            "`plateau` (the first epoch after `fork.patience` epochs without a better validation score), or an "
+            "epoch number below the budget's epochs"),
+    Setting("fork.patience", "protocol=fork, `fork.at=plateau`: epochs without gain that make a plateau",
+            "an integer >= 1"),
     Setting("run_timeout_s", "a run taking longer is stopped and recorded `failed` (the sweep goes on)",
             "`null` (budget default: smoke 1800, quick 14400, standard and full none), `0` (no limit), "
             "or seconds"),
