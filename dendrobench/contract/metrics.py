@@ -2,7 +2,9 @@
 
 An evaluator checks the shape and type of what it is given and says what it expected, so a task
 plugin that feeds it the wrong thing fails loudly instead of reporting a wrong number. Each
-evaluator also defines the *error* used for RER, so the direction of a metric is decided once.
+evaluator also defines the *error* used for RER, so the direction of a metric is decided once,
+and its *tie tolerance*: the largest error difference between two runs that the metric cannot tell
+from no difference (the leaderboard counts such a pair as a tie, docs/statistics.md "Ties").
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from dendrobench.errors import unknown_choice
 
 
 def _as_numpy(x: object, what: str) -> np.ndarray:
+    import torch  # here, not at the top: the leaderboard reads tie tolerances without loading torch
+
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     if isinstance(x, np.ndarray):
@@ -39,6 +42,10 @@ class Evaluator:
     name: ClassVar[str]
     higher_is_better: ClassVar[bool]
     expected_input_format: ClassVar[str]
+    # Error differences with |d| <= tie_tolerance are ties: the metric's resolution, below which two
+    # runs differ only by float noise or by the same network selected at a later epoch (issue 24).
+    # 0.0: only exact zeros tie (and float-split ties, see stats.TIE_TOLERANCE).
+    tie_tolerance: ClassVar[float] = 0.0
 
     @property
     def info(self) -> MetricInfo:
@@ -70,6 +77,10 @@ class RocAuc(Evaluator):
 
     name = "roc_auc"
     higher_is_better = True
+    # AUC moves in steps of 1 / (positives x negatives) (1.6e-7 on credit-default's 6,000 test
+    # rows), far below anything reported (3-4 decimals): 1e-5, a tenth of the fourth decimal. The
+    # same network selected one epoch later differs by 4e-7 to 5e-6 there; a real change by >= 3e-5.
+    tie_tolerance = 1e-5
     expected_input_format = "y_true: shape (n,) of 0/1 labels; y_pred: shape (n,) of logits or scores."
 
     def _eval(self, y_true, y_pred):
@@ -95,6 +106,9 @@ class RocAuc(Evaluator):
 class Accuracy(Evaluator):
     name = "accuracy"
     higher_is_better = True
+    # one image of 10,000 moves accuracy by 1e-4, which counts; half of that is float noise
+    # (a test set above 20,000 images then ties on one-image differences)
+    tie_tolerance = 5e-5
     expected_input_format = "y_true: shape (n,) of class indices; y_pred: shape (n, classes) of logits."
 
     def _eval(self, y_true, y_pred):
@@ -110,6 +124,8 @@ class Perplexity(Evaluator):
 
     name = "perplexity"
     higher_is_better = False
+    # reported to 1-2 decimals at perplexities of 10-1000: 1e-3 is a tenth of the last digit
+    tie_tolerance = 1e-3
     expected_input_format = "y_true: shape (n,) token counts per batch; y_pred: shape (n,) summed NLL per batch."
 
     def _eval(self, y_true, y_pred):
@@ -125,6 +141,8 @@ class MeanDice(Evaluator):
 
     name = "mean_dice"
     higher_is_better = True
+    # a mean of per-case Dice scores, reported to 3-4 decimals: as ROC-AUC, a tenth of the fourth
+    tie_tolerance = 1e-5
     expected_input_format = "y_true: ignored (pass per-sample weights of 1); y_pred: shape (n, classes) Dice per sample and class."
 
     def _eval(self, y_true, y_pred):
@@ -137,6 +155,13 @@ class MeanDice(Evaluator):
 
 
 EVALUATORS: dict[str, type[Evaluator]] = {e.name: e for e in (RocAuc, Accuracy, Perplexity, MeanDice)}
+
+
+def tie_tolerance(name: str) -> float:
+    """The tie tolerance of metric ``name`` (0.0 for a metric this package does not define: a
+    plugin's own evaluator gets exact ties only, unless its records carry ``metric.tie_tolerance``)."""
+    cls = EVALUATORS.get(name)
+    return float(cls.tie_tolerance) if cls is not None else 0.0
 
 
 def get_evaluator(name: str) -> Evaluator:
