@@ -3,7 +3,7 @@
 Two rules, kept here so that the verdict and the headline number cannot drift apart:
 
 * **Ties.** A pair whose error difference is within the evaluator's tie tolerance
-  (:attr:`dendrobench.metrics.Evaluator.tie_tolerance`, e.g. the same network selected one epoch
+  (:attr:`dendrobench.contract.metrics.Evaluator.tie_tolerance`, e.g. the same network selected one epoch
   later: |d| of 4e-7 to 5e-6 in ROC-AUC) carries no sign. :func:`untied` sets it to exactly 0;
   the sign-flip test then cannot use it, and the pairs that count towards the fewest pairs a
   verdict needs are the *informative* ones (:func:`informative`), not all pairs.

@@ -25,7 +25,7 @@ under-trained row gets no verdict. The rule (``docs/statistics.md``, "Convergenc
    curve is weaker than the double-budget check, and removing every unchecked verdict would also
    remove those of rows that did plateau.
 
-Double-budget records form a baseline-only row of their own in :func:`dendrobench.stats.summarize`;
+Double-budget records form a baseline-only row of their own in :func:`dendrobench.evidence.stats.summarize`;
 :func:`link_double_budget` attaches them to the row they check, and the leaderboard shows them on
 that row's task page instead of as a row.
 """
