@@ -346,8 +346,10 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
         # warm-up, model building, the final test evaluation, FLOP counting or the export check
         t_train = time.perf_counter()
         epoch_end_s = [0.0]
+        step_s = eval_s = 0.0  # the clock split: optimizer steps (with data) vs per-epoch validation
         for epoch in range(1, budget.epochs + 1):
             losses = []
+            t_steps = time.perf_counter()
             for _ in range(loaders.steps_per_epoch):
                 batch = move_to(next(batches), device)
                 loss = engine.train_step(model, batch, loss_fn, optimizer, ctx, budget.grad_clip)
@@ -359,7 +361,12 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
                 losses.append(loss)
                 if progress is not None:
                     progress.update(1)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t_eval = time.perf_counter()
+            step_s += t_eval - t_steps
             val = task.evaluate(model, loaders.val, device)
+            eval_s += time.perf_counter() - t_eval
             score = val[metric]
             if not math.isfinite(score):
                 raise Diverged(f"non-finite validation {metric} {score} after epoch {epoch}")
@@ -414,6 +421,10 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
             "steps": step, "epochs": len(record.history), "steps_per_epoch": loaders.steps_per_epoch,
             "max_steps": total, "max_epochs": budget.epochs, "stopped": stopped,
             "wall_s": round(train_s, 3), "wall_s_selected": round(epoch_end_s[best_epoch], 3),
+            # where the training clock went: optimizer steps (data included) and validation passes;
+            # steps_per_s is the arm's step throughput (the run table and `list budgets` show it)
+            "step_s": round(step_s, 3), "eval_s": round(eval_s, 3),
+            "steps_per_s": round(step / step_s, 3) if step_s > 0 else None,
             "flops_per_sample": flops_sel,
             "flops_per_sample_final": flops_sel if same else flops_per_sample(
                 model, task.inputs(sample), task.batch_size(sample)),
