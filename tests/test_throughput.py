@@ -6,7 +6,7 @@ Measured in one process, one thread, so the ratios hold even on a loaded machine
 * the limit: single-thread fp32 throughput of a 1024x1024 matmul and of a 64-channel 3x3 Conv2d
   forward + backward (FLOPs of both from ``torch.utils.flop_counter``);
 * the harness: each task's arms (baseline and ``gd`` dendrites) trained by the real runner
-  (:class:`dendrobench.runner.Suite`) for 3 short epochs of its converged budget (the budget the
+  (:class:`dendrobench.running.runner.Suite`) for 3 short epochs of its converged budget (the budget the
   published rows use: quick, credit-default standard), dendrites switching every epoch so the run
   holds 0, 1 and 2 dendrites in turn as the real run does; the step figure is the record's own
   ``cost.step_s`` (optimizer steps with their data, validation excluded);
@@ -29,11 +29,11 @@ import pytest
 import torch
 from torch import nn
 
-from dendrobench.config import RunConfig
-from dendrobench.cost import flops_per_sample
-from dendrobench.dendrites.base import EngineContext
+from dendrobench.contract.engine import EngineContext
 from dendrobench.dendrites.gd import GradientDendrites
-from dendrobench.runner import Suite, optimizer_factory, seed_everything
+from dendrobench.running.config import RunConfig
+from dendrobench.running.cost import flops_per_sample
+from dendrobench.running.runner import Suite, optimizer_factory, seed_everything
 
 EPOCHS = 3  # phases of 0, 1 and 2 dendrites (gd, switch_epochs=1)
 GD = {"engine": "gd", "max_dendrites": 2, "switch_epochs": 1}
@@ -88,7 +88,7 @@ def _timed(fn) -> float:
 def task_data(suite: Suite):
     if suite.task.name != "cifar10":
         return suite.task.load_data("offline", 0, None)
-    from dendrobench.task import TaskData
+    from dendrobench.contract.task import TaskData
     from tasks.cifar10 import _cifar_part
 
     g = torch.Generator().manual_seed(0)
