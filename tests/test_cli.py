@@ -128,3 +128,14 @@ def test_help_and_python_module_entry(cli_env, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "dendrobench task=NAME" in out.stdout
     assert Path(tmp_path).exists()
+
+
+def test_data_root_without_the_online_source_is_refused_before_training(tmp_path):
+    """Issue 23, point 1: `data.root` with the offline default was silently ignored (the run trained
+    on the stand-in). It is now one line, exit 2, before anything is written."""
+    out = subprocess.run(["dendrobench", "task=credit-default", "budget=smoke", f"data.root={tmp_path}",
+                          f"results_dir={tmp_path / 'r'}"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr
+    lines = [line for line in out.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "data.source=online" in lines[0], out.stderr
+    assert not list((tmp_path / "r").rglob("*.json"))  # an empty folder at most: no record written

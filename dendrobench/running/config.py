@@ -111,6 +111,10 @@ def validate(run: RunConfig) -> None:
     from dendrobench.contract.registry import get_engine_class, get_task
 
     run.seeds = _int(run.seeds, "seeds", 1)
+    if run.data_root not in (None, "") and run.data_source == "offline":
+        # issue 23: a data.root with the offline default used to be ignored, training on the stand-in
+        raise ConfigError(f"data.root={run.data_root} is only read with data.source=online (the offline "
+                          f"default never reads files); add data.source=online, or drop data.root")
     if run.seed is not None:
         run.seed = _int(run.seed, "seed", 0)
     if isinstance(run.arms, str):

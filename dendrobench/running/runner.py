@@ -422,7 +422,7 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
             "max_steps": total, "max_epochs": budget.epochs, "stopped": stopped,
             "wall_s": round(train_s, 3), "wall_s_selected": round(epoch_end_s[best_epoch], 3),
             # where the training clock went: optimizer steps (data included) and validation passes;
-            # steps_per_s is the arm's step throughput (the run table and `list budgets` show it)
+            # steps_per_s: the arm's optimizer steps per second of step time (validation passes excluded)
             "step_s": round(step_s, 3), "eval_s": round(eval_s, 3),
             "steps_per_s": round(step / step_s, 3) if step_s > 0 else None,
             "flops_per_sample": flops_sel,
