@@ -1,7 +1,8 @@
 """The leaderboard generator (installed as ``dendrobench.leaderboard``): records in, a static site out.
 
-``build`` loads records once into the rows and comparisons of the board and writes the views:
-HTML pages (``templates/``, ``static/``), Markdown, CSV and the README headline; ``claims_page``
-is the claims table and ``svg`` draws the figures. Statistics are not computed here but taken from
-``dendrobench.evidence``.
+Three layers. The model (``model``: records and claims loaded once into index rows and their
+comparisons); the views, which only format it (``tables``: CSV, Markdown, the README headline;
+``build``: the HTML pages and the site on disk; ``claims_page``; ``svg`` figures; ``formatting``, the
+one way each kind of number is written); and the templates (``templates/``, ``static/``). Statistics
+are not computed here but taken from ``dendrobench.evidence``.
 """

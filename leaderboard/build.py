@@ -14,18 +14,12 @@ Public entry points for the CLI: :func:`main`, :func:`format_task_row`, :func:`s
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import io
 import json
-import math
 import shlex
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib import resources
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +30,17 @@ import yaml
 from dendrobench.errors import UserError
 from dendrobench.evidence import stats
 from dendrobench.evidence.not_run import NOT_RUN_FILE, load_not_run  # noqa: F401 - part of this module's API
-from dendrobench.running import results
 
 from . import claims_page, svg
-from .formatting import (  # noqa: F401 - part of this module's API
+from .formatting import (  # noqa: F401 - part of this module's API  # noqa: F401 - part of this module's API
+    BRACKETS,
+    CI_MEANING,
+    MAX_TEXT,
     NULL_ARM_WARNING,
+    PLUS_MINUS,
+    PM_MEANING,
+    _finalize,
+    clip,
     fmt_count,
     fmt_effect,
     fmt_interval,
@@ -50,326 +50,54 @@ from .formatting import (  # noqa: F401 - part of this module's API
     fmt_rer,
     fmt_value,
     null_warning,
+    slug,
     verdict_class,
     verdict_text,
+)
+from .model import (  # noqa: F401 - part of this module's API
+    ALL_COLUMNS,
+    COLUMNS,
+    DETAILS,
+    Cell,
+    IndexRow,
+    _arm_cell,
+    _claim_rer,
+    _diff_cell,
+    _rer_cell,
+    _signed,
+    _stderr,
+    claim_text,
+    claims_for,
+    different_dataset,
+    display_label,
+    grade_of,
+    load_claims,
+    load_records,
+    make_row,
+    missing_tasks,
+    newest_finish,
+)
+from .tables import (  # noqa: F401 - part of this module's API
+    _MD_ESCAPE,
+    CSV_FIELDS,
+    HEADLINE_COLUMNS,
+    HEADLINE_END,
+    HEADLINE_START,
+    _csv_safe,
+    _headline_slot,
+    _md,
+    _n,
+    csv_record,
+    put_headline,
+    render_csv,
+    render_headline,
+    render_markdown,
 )
 
 PROG = "dendrobench leaderboard"
 DEFAULT_OUT = "dendrobench-site"
 HERE = Path(__file__).parent
 MAX_CURVE_SEEDS = 20  # thin per-seed lines per arm; the mean line always uses every seed
-
-
-# -- input ------------------------------------------------------------------------------------
-def load_records(results_dirs: Sequence[Path | str],
-                 warn: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
-    """Every valid record under the given folders, and (file, reason) for every file skipped.
-
-    A missing folder, or folders with no usable record at all, is a :class:`UserError` (the CLI
-    prints it in one line, exit code 2); bad files among good ones are only warned about.
-    """
-    if not results_dirs:
-        raise UserError("no results directory given")
-    missing = [str(d) for d in results_dirs if not Path(d).is_dir()]
-    if missing:
-        raise UserError(f"results directory not found: {', '.join(missing)}")
-    records: list[dict[str, Any]] = []
-    problems: list[tuple[Path, str]] = []
-    for d in results_dirs:
-        records.extend(results.iter_records(Path(d), problems))
-    for path, why in problems:
-        (warn or _stderr)(f"warning: skipping {path}: {why}")
-    if not records:
-        where = ", ".join(str(d) for d in results_dirs)
-        detail = f" ({len(problems)} file(s) skipped as unusable, see the warnings above)" if problems else ""
-        raise UserError(f"no usable run records in {where}{detail}; run `dendrobench task=NAME` first")
-    return records, problems
-
-
-def newest_finish(records: Sequence[dict[str, Any]]) -> str:
-    """When the newest run finished, from the records themselves: the date a site shows, so that
-    the same records always build the same site (the published one is checked byte for byte)."""
-    stamps = sorted(str(r.get("finished") or r.get("started") or "") for r in records)
-    stamp = stamps[-1] if stamps and stamps[-1] else ""
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(timezone.utc)
-    except ValueError:
-        return "at an unrecorded time"
-    return when.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr)
-
-
-def load_claims(path: Path | None = None) -> list[dict[str, Any]]:
-    """Published claims and reference numbers (``baselines/reference.yaml``, package data)."""
-    if path is None:
-        text = resources.files("dendrobench.baselines").joinpath("reference.yaml").read_text(encoding="utf-8")
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
-    return [c for c in data.get("claims", []) if isinstance(c, dict)]
-
-
-def claims_for(task: str, claims: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [c for c in claims if c.get("task") == task]
-
-
-def different_dataset(claim: dict[str, Any], dataset: str | None = None) -> bool:
-    """Whether a claim was made on other data than the row it is shown beside. ``datasets`` lists
-    the dendrobench dataset names (a record's ``dataset``) that are the claim's own data; ``[]``
-    means none of them is. A row on any other dataset -- an offline stand-in, another copy -- is
-    flagged, so a claim made on BraTS never reads as if it were tested on the MNI152 stand-in. An
-    entry without ``datasets`` falls back to the older ``same_dataset`` flag."""
-    names = claim.get("datasets")
-    if names is None:
-        return claim.get("same_dataset", True) is False
-    return not names or (dataset is not None and dataset not in names)
-
-
-def claim_text(claim: dict[str, Any], dataset: str | None = None) -> str:
-    """The short form shown in a table cell beside a row on ``dataset``; conditions go in the
-    tooltip and on the task page."""
-    who = str(claim.get("who") or "").split("(")[0].strip()
-    flag = " [different dataset]" if different_dataset(claim, dataset) else ""
-    return f"{claim.get('claim', '')}{flag} ({who})" if who else f"{claim.get('claim', '')}{flag}"
-
-
-# -- formatting -------------------------------------------------------------------------------
-def slug(task: str) -> str:
-    """A file name for a task page: readable, safe on every filesystem, unique per task name."""
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in task)[:40].strip("_")
-    return f"{safe or 'task'}-{hashlib.sha1(task.encode()).hexdigest()[:8]}"
-
-
-MAX_TEXT = 10_000  # characters of one piece of free text shown on a page; the record keeps it whole
-
-
-def clip(text: str, limit: int = MAX_TEXT) -> str:
-    """Long free text (a 50 MB failure message) shortened for pages, saying how much was left out."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… [{len(text) - limit} more characters in the record]"
-
-
-def _finalize(value: Any) -> Any:
-    """Every ``{{ value }}`` a template prints: plain strings are clipped; our own Markup is not."""
-    if isinstance(value, str) and not isinstance(value, jinja2.utils.markupsafe.Markup):
-        return clip(value)
-    return value
-
-
-# What "±" and "[low, high]" mean, said once and shown wherever they appear (HTML and Markdown).
-# (the run table's convention too: "±" is always a standard deviation, an interval is always brackets)
-PM_MEANING = "the standard deviation over seeds (not an interval)"
-CI_MEANING = "the 95 % Student-t confidence interval of the mean over seed pairs"
-PLUS_MINUS = f"± is {PM_MEANING}"
-BRACKETS = f"[low, high] is {CI_MEANING}"
-
-
-# -- one row, four outputs --------------------------------------------------------------------
-@dataclass
-class Cell:
-    """What a table cell shows (``text``), what it sorts by (``sort``) and a tooltip."""
-
-    text: str
-    sort: float | str | None = None
-    title: str = ""
-    cls: str = ""
-
-
-# (id, header, tooltip): the index table's columns; they fit 1280 px. Everything else about a row
-# is in DETAILS (a fold-out row on the index; full columns in Markdown and CSV).
-COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("task", "task", "one row per comparison: task, dataset, data source, engine, budget and every setting "
-                     "that changes a result; what differs between rows of one task is shown under the name"),
-    ("baseline", "baseline", f"test metric of the base model (validation, marked (val), where a claim "
-                             f"reported validation scores); {PLUS_MINUS}"),
-    ("dendrites", "dendrites", f"test metric with dendrites (validation where marked (val)); {PLUS_MINUS}"),
-    ("rer", "RER vs baseline", f"relative error reduction, mean over seed pairs; {BRACKETS}"),
-    ("p", "p", "two-sided p-value of the paired test on the seed pairs (dendrites vs baseline)"),
-    ("verdict", "verdict", "better / worse only at p < 0.05; smoke runs are pipeline checks, never verdicts"),
-    ("rer_wide", "RER vs wide", f"dendrites against the base model widened to the same parameters; {BRACKETS}"),
-    ("seeds", "pairs", "complete seed pairs behind the RER vs baseline"),
-)
-DETAILS: tuple[tuple[str, str, str], ...] = (
-    ("source", "data", "offline: the stand-in shipped with the task; online: the real full dataset"),
-    ("modality", "modality", ""),
-    ("engine", "engine", "dendrite engine"),
-    ("budget", "budget", "training budget (identical optimizer steps for every arm under the matched protocol)"),
-    ("grade", "grade", "smoke: pipeline check; quick: indicative; publishable: >= 10 seed pairs at standard/full"),
-    ("protocol", "protocol", "matched: equal budgets; published: a claim's own procedure"),
-    ("settings", "settings", "what differs from the other rows of this task"),
-    ("metric", "metric", "test metric, or validation where marked (val); ↑ higher is better, ↓ lower is better"),
-    ("wide", "wide", f"capacity control's test metric (validation where marked (val)); {PLUS_MINUS}"),
-    ("diff", "effect", f"mean paired difference of the metric (test, or validation where marked (val)), "
-                       f"dendrites against baseline in its units (positive = better); {BRACKETS}"),
-    ("p_improve", "P(improve)", "fraction of seed pairs where dendrites had the lower error"),
-    ("verdict_wide", "verdict vs wide", "the paired test against the capacity control"),
-    ("rer_compressed", "compressed vs baseline", "RER of the narrower dendritic model against the full base"),
-    ("failures", "failed", "failed or diverged runs, all arms (counted, never dropped)"),
-    ("params", "params ×", "inference parameters of the selected model, dendrites / baseline"),
-    ("flops", "FLOPs ×", "forward FLOPs per sample, dendrites / baseline"),
-    ("time", "time ×", "training wall-clock, dendrites / baseline"),
-    ("steps", "steps ×", "optimizer steps, dendrites / baseline (1.00 under a matched budget)"),
-    ("versions", "versions", "package versions that differ between the runs of this row"),
-    ("claim", "published claim", "what others published for this task; conditions on the task page"),
-)
-ALL_COLUMNS = COLUMNS + DETAILS
-
-
-@dataclass
-class IndexRow:
-    """One leaderboard row, formatted once for HTML, Markdown and CSV."""
-
-    group: stats.GroupSummary
-    page: str
-    claims: list[dict[str, Any]]
-    cells: dict[str, Cell] = field(default_factory=dict)
-    anchor: str = ""
-    grade: str = ""  # "smoke" | "quick" | "standard" | "full" | another budget name
-    publishable: bool = False
-    label: str = ""
-    warning: str = ""
-
-    @property
-    def key(self) -> stats.GroupKey:
-        return self.group.key
-
-    @property
-    def smoke(self) -> bool:
-        return self.grade == "smoke"
-
-    @property
-    def href(self) -> str:
-        return f"{self.page}#{self.anchor}"
-
-    @property
-    def protocol_note(self) -> str:
-        """A claim's published protocol runs its arms on unequal budgets: say so, with the steps ratio."""
-        g = self.group
-        if g.protocol in ("tuned", "fork"):
-            from dendrobench.running import fork, tuning
-
-            return (tuning if g.protocol == "tuned" else fork).row_note(list(g.records))
-        if g.protocol != "published":
-            return f"claim {g.claim}" if g.claim else ""
-        steps = g.comparison("dendrites", "baseline").cost_ratios.get("steps")
-        return f"published protocol of {g.claim or 'a claim'}, steps {fmt_ratio(steps)}"
-
-    @property
-    def title(self) -> str:
-        k = self.key
-        return k.task + (f" ({k.dataset})" if k.dataset and k.dataset != k.task else "")
-
-
-def _arm_cell(g: stats.GroupSummary, arm: str) -> Cell:
-    a = g.arms.get(arm)
-    if a is None:
-        return Cell("–", None, f"no {arm} runs")
-    iv = a.metric
-    title = f"{a.ok} ok of {a.runs} runs" + ("; validation metric: the claim reported validation scores"
-                                             if a.split == "val" else "")
-    if iv.low is not None and iv.high is not None and iv.n >= 2:
-        title += f"; 95 % interval of the mean [{fmt_value(iv.low)}, {fmt_value(iv.high)}]"
-    return Cell(fmt_interval(iv) + (" (val)" if a.split == "val" else ""), iv.mean, title)
-
-
-def _rer_cell(c: stats.Comparison) -> Cell:
-    title = f"{c.rer.n} pairs with a defined RER; {c.unpaired} unpaired; {c.undefined} with zero reference error"
-    return Cell(fmt_rer(c.rer), c.rer.mean, title, verdict_class(c) if c.verdict in ("better", "worse") else "")
-
-
-def _signed(v: float) -> str:
-    return ("+" if v > 0 else "") + fmt_value(v)
-
-
-def _diff_cell(c: stats.Comparison) -> Cell:
-    """The effect in the metric's own units: mean paired difference [95 % interval]."""
-    d = c.diff
-    if d.mean is None:
-        return Cell("–", None)
-    text = _signed(d.mean)
-    if d.low is not None and d.high is not None and d.n >= 2:
-        text += f" [{_signed(d.low)}, {_signed(d.high)}]"
-    return Cell(text, d.mean, f"{d.n} pairs")
-
-
-def display_label(g: stats.GroupSummary) -> str:
-    """What differs between this row and its neighbours, less the protocol and claim (the row says
-    those in words, with the steps ratio: :attr:`IndexRow.protocol_note`)."""
-    parts = [p for p in (g.label or "").split(", ") if p and not p.startswith(("protocol=", "claim="))]
-    return ", ".join(parts)
-
-
-def grade_of(g: stats.GroupSummary) -> str:
-    return str(g.grade or g.key.budget)
-
-
-def _claim_rer(claim: dict[str, Any]) -> float | None:
-    """The claim's figure on the RER axis, when it is one (an RER, or an RER the registry derived)."""
-    for key in ("rer", "claimed_rer"):
-        v = stats._num(claim.get(key))
-        if v is not None:
-            return v
-    if claim.get("quantity") == "rer":
-        return stats._num(claim.get("value"))
-    return None
-
-
-def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
-    k = g.key
-    row_id = g.row_id or hashlib.sha1(repr(tuple(k)).encode()).hexdigest()[:10]
-    row = IndexRow(group=g, page=f"tasks/{slug(k.task)}.html", claims=claims_for(k.task, claims),
-                   anchor=f"row-{row_id}", grade=grade_of(g), publishable=g.publishable, label=display_label(g))
-    cb, cw, cc = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide"), g.comparison(
-        "compressed", "baseline")
-    row.warning = null_warning(cb)
-    fails = Counter({a: s.failed + s.diverged for a, s in g.arms.items()})
-    claim_cell = "; ".join(claim_text(c, k.dataset) for c in row.claims if c.get("kind") == "claim") or "–"
-    mixed = g.mixed_versions
-    grade_text = "publishable" if row.publishable else {"smoke": "pipeline check", "quick": "quick"}.get(
-        row.grade, row.grade)
-    protocol, claim_id = g.protocol, g.claim
-    verdict = verdict_text(cb) + (" · no dendrites" if row.warning else "")
-    row.cells = {
-        "task": Cell(row.title, k.task.lower(), g.description),
-        "baseline": _arm_cell(g, "baseline"),
-        "dendrites": _arm_cell(g, "dendrites"),
-        "rer": _rer_cell(cb),
-        "p": Cell(fmt_p(cb.p_value), cb.p_value, f"{cb.pairs} complete pairs"),
-        "verdict": Cell(verdict, cb.verdict, row.warning, verdict_class(cb) + (" warn" if row.warning else "")),
-        "rer_wide": _rer_cell(cw),
-        "seeds": Cell(str(cb.pairs), cb.pairs, f"{len(g.seeds)} distinct seeds in this row"),
-        "source": Cell(k.data_source, k.data_source),
-        "modality": Cell(g.modality, g.modality),
-        "engine": Cell(k.engine, k.engine),
-        "budget": Cell(k.budget, k.budget),
-        "grade": Cell(grade_text, grade_text),
-        "protocol": Cell(protocol + (f" ({claim_id})" if claim_id else ""), protocol),
-        "settings": Cell(row.label or "–", row.label),
-        "metric": Cell(f"{g.metric} {'↑' if g.higher_is_better else '↓'}" + (" (val)" if g.split == "val" else ""),
-                       g.metric),
-        "wide": _arm_cell(g, "wide"),
-        "diff": _diff_cell(cb),
-        "p_improve": Cell(fmt_pct(cb.p_improvement, signed=False), cb.p_improvement,
-                          f"{cb.improved} of {cb.pairs} pairs improved"),
-        "verdict_wide": Cell(verdict_text(cw), cw.verdict, "", verdict_class(cw)),
-        "rer_compressed": _rer_cell(cc),
-        "failures": Cell(str(sum(fails.values())), sum(fails.values()),
-                         ", ".join(f"{a}: {n}" for a, n in fails.items() if n) or "none",
-                         "warn" if sum(fails.values()) else ""),
-        "params": Cell(fmt_ratio(cb.cost_ratios.get("params")), cb.cost_ratios.get("params")),
-        "flops": Cell(fmt_ratio(cb.cost_ratios.get("flops_per_sample")), cb.cost_ratios.get("flops_per_sample")),
-        "time": Cell(fmt_ratio(cb.cost_ratios.get("wall_s")), cb.cost_ratios.get("wall_s")),
-        "steps": Cell(fmt_ratio(cb.cost_ratios.get("steps")), cb.cost_ratios.get("steps")),
-        "versions": Cell("; ".join(f"{p} {', '.join(v)}" for p, v in sorted(mixed.items())) or "one set",
-                         "", "the same comparison run with different package versions" if mixed else ""),
-        "claim": Cell(claim_cell, claim_cell.lower(),
-                      " | ".join(str(c.get("conditions", "")) for c in row.claims if c.get("kind") == "claim")),
-    }
-    return row
 
 
 def _estimate(kind: str, c: stats.Comparison) -> svg.Estimate:
@@ -397,183 +125,6 @@ def forest_rows(rows: Sequence[IndexRow], link: Callable[[IndexRow], str | None]
     return out
 
 
-def _n(v: float | None) -> float | str:
-    return "" if v is None or not math.isfinite(v) else round(v, 6)
-
-
-CSV_FIELDS = (
-    "task", "dataset", "data_source", "modality", "engine", "budget", "metric", "higher_is_better", "split",
-    "row_id", "label", "grade", "publishable", "protocol", "claim",
-    "baseline_mean", "baseline_low", "baseline_high", "baseline_ok", "baseline_failed",
-    "dendrites_mean", "dendrites_low", "dendrites_high", "dendrites_ok", "dendrites_failed",
-    "wide_mean", "wide_low", "wide_high", "wide_ok", "wide_failed",
-    "compressed_mean", "compressed_low", "compressed_high", "compressed_ok", "compressed_failed",
-    "rer_mean", "rer_low", "rer_high", "rer_pairs", "p_value", "diff_mean", "diff_low", "diff_high",
-    "p_improvement", "significant", "anecdotal", "verdict", "null_arm",
-    "rer_wide_mean", "rer_wide_low", "rer_wide_high", "rer_wide_pairs", "p_value_wide", "p_improvement_wide",
-    "verdict_wide",
-    "rer_compressed_mean", "rer_compressed_low", "rer_compressed_high", "rer_compressed_pairs", "verdict_compressed",
-    "params_ratio", "flops_ratio", "time_ratio", "steps_ratio", "failures", "mixed_versions", "published_claim",
-)
-
-
-def csv_record(row: IndexRow) -> dict[str, Any]:
-    """The row's numbers unrounded (6 decimals) for spreadsheets and scripts."""
-    g, k = row.group, row.key
-    out: dict[str, Any] = {
-        "task": k.task, "dataset": k.dataset or "", "data_source": k.data_source, "modality": g.modality,
-        "engine": k.engine, "budget": k.budget, "metric": g.metric, "higher_is_better": g.higher_is_better,
-        "split": g.split, "row_id": row.anchor.removeprefix("row-"), "label": row.label, "grade": row.grade,
-        "publishable": row.publishable, "protocol": g.protocol, "claim": g.claim or "",
-    }
-    for arm in stats.ARMS:
-        a = g.arms.get(arm)
-        iv = a.metric if a else stats.Interval(None, None, None, 0)
-        out.update({f"{arm}_mean": _n(iv.mean), f"{arm}_low": _n(iv.low), f"{arm}_high": _n(iv.high),
-                    f"{arm}_ok": a.ok if a else 0, f"{arm}_failed": (a.failed + a.diverged) if a else 0})
-    for prefix, (arm, ref) in (("rer", ("dendrites", "baseline")), ("rer_wide", ("dendrites", "wide")),
-                               ("rer_compressed", ("compressed", "baseline"))):
-        c = g.comparison(arm, ref)
-        out.update({f"{prefix}_mean": _n(c.rer.mean), f"{prefix}_low": _n(c.rer.low),
-                    f"{prefix}_high": _n(c.rer.high), f"{prefix}_pairs": c.rer.n})
-    cb, cw, cc = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide"), g.comparison(
-        "compressed", "baseline")
-    d = cb.diff
-    mixed = g.mixed_versions
-    out.update({
-        "p_value": _n(cb.p_value), "diff_mean": _n(d.mean), "diff_low": _n(d.low), "diff_high": _n(d.high),
-        "p_improvement": _n(cb.p_improvement), "significant": cb.significant, "anecdotal": cb.anecdotal,
-        "verdict": cb.verdict, "null_arm": cb.null_arm,
-        "p_value_wide": _n(cw.p_value), "p_improvement_wide": _n(cw.p_improvement),
-        "verdict_wide": cw.verdict, "verdict_compressed": cc.verdict,
-        "params_ratio": _n(cb.cost_ratios.get("params")), "flops_ratio": _n(cb.cost_ratios.get("flops_per_sample")),
-        "time_ratio": _n(cb.cost_ratios.get("wall_s")), "steps_ratio": _n(cb.cost_ratios.get("steps")),
-        "failures": g.failures, "mixed_versions": "; ".join(f"{p} {'/'.join(v)}" for p, v in sorted(mixed.items())),
-        "published_claim": row.cells["claim"].text if row.cells["claim"].text != "–" else "",
-    })
-    return {k: clip(v) if isinstance(v, str) else v for k, v in out.items()}
-
-
-def _csv_safe(v: Any) -> Any:
-    """Spreadsheets run cells starting with = + - @ as formulas: quote text that does (not numbers)."""
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + v
-    return v
-
-
-def render_csv(rows: Sequence[IndexRow]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-    w.writeheader()
-    for row in rows:
-        w.writerow({k: _csv_safe(v) for k, v in csv_record(row).items()})
-    return buf.getvalue()
-
-
-_MD_ESCAPE = str.maketrans({c: "\\" + c for c in "\\[]"})
-
-
-def _md(text: str) -> str:
-    """A table cell's text as inert Markdown.
-
-    Markdown renders inline HTML and link / image syntax: HTML is escaped as entities, and the
-    brackets that every link and image form needs (inline, reference, ``![img]``) are backslash-escaped,
-    so ``[x](javascript:alert(1))`` from a record is shown as those characters, never as a link.
-    """
-    text = clip(text).translate(_MD_ESCAPE)
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-            .replace("\r", " ").replace("\n", " "))
-
-
-def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str,
-                    not_run: dict[str, str] | None = None) -> str:
-    head = [h for _, h, _ in ALL_COLUMNS]
-    smoke = sum(r.smoke for r in rows)
-    lines = ["# dendrobench leaderboard", "",
-             f"From {sum(len(r.group.records) for r in rows)} runs, the newest finished {generated}"
-             + (f" ({skipped} unusable record file(s) skipped)" if skipped else "") + ".", "",
-             "- RER = (error_baseline − error_dendrites) / error_baseline per seed pair, averaged; "
-             f"{BRACKETS}.",
-             f"- Arm columns: test metric (validation where marked (val)), mean ± SD; {PLUS_MINUS}. Effect: mean "
-             "paired difference of that metric in its own units [95 % interval].",
-             f"- Verdict: better / worse only at p < {stats.ALPHA} in a two-sided exact sign-flip test of the "
-             f"paired error differences, which needs at least {stats.MIN_PAIRS} seed pairs; smoke rows are "
-             "pipeline checks without a verdict; publishable = at least "
-             f"{stats.PUBLISH_MIN_PAIRS} seed pairs at a standard or full budget.",
-             ]
-    if smoke:
-        lines.append(f"- {smoke} smoke row(s) (pipeline checks) are listed last, grade \"pipeline check\".")
-    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in sorted(rows, key=lambda r: r.smoke):
-        lines.append("| " + " | ".join(_md(row.cells[c].text) for c, _, _ in ALL_COLUMNS) + " |")
-    warned = [r for r in rows if r.warning]
-    if warned:
-        lines += [""] + [f"- ⚠ {_md(r.title)} ({_md(r.key.engine)}, {_md(r.key.budget)}): {r.warning}" for r in warned]
-    missing = missing_tasks(rows, not_run)
-    if missing:
-        lines += ["", "Not run:", ""] + [f"- {_md(t)}: {_md(why)}" for t, why in missing.items()]
-    return "\n".join(lines) + "\n"
-
-
-HEADLINE_COLUMNS = ("task", "source", "engine", "budget", "seeds", "rer", "verdict", "rer_wide", "params", "flops",
-                    "time", "claim")
-
-
-def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]],
-                    not_run: dict[str, str] | None = None, claims: Sequence[dict[str, Any]] = ()) -> str:
-    """The README's headline, generated so that it cannot drift from the site: the task rows (no
-    smoke rows, no claim protocols), a row for each task that was not run with the reason, then the
-    claim table. tests/test_published_site.py checks that the README carries this text verbatim."""
-    from dendrobench.evidence.claims import claim_table
-    from dendrobench.evidence.claims import load_claims as claim_registry
-
-    names = {c: h for c, h, _ in ALL_COLUMNS}
-    task_rows = sorted((r for r in rows if not r.smoke and not r.key.claim),
-                       key=lambda r: (r.key.task, r.key.engine != "gd", r.key.engine))
-    lines = ["| " + " | ".join(names[c] for c in HEADLINE_COLUMNS) + " |", "|" + "---|" * len(HEADLINE_COLUMNS)]
-    lines += ["| " + " | ".join(_md(r.cells[c].text) for c in HEADLINE_COLUMNS) + " |" for r in task_rows]
-    for task, why in missing_tasks(rows, not_run).items():
-        cells = dict.fromkeys(HEADLINE_COLUMNS, "–")
-        published = "; ".join(claim_text(c) for c in claims_for(task, claims) if c.get("kind") == "claim")
-        cells.update(task=task, seeds="0", rer="not run", verdict=why, claim=published or "–")
-        lines.append("| " + " | ".join(_md(cells[c]) for c in HEADLINE_COLUMNS) + " |")
-    claim_records = [r for r in records if r.get("claim")]
-    if claim_records or set(not_run or {}) & set(claim_registry()):
-        lines += ["", claim_table(claim_records, not_run).rstrip("\n")]
-    lines += ["", provenance(records)]
-    return "\n".join(lines) + "\n"
-
-
-def missing_tasks(rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> dict[str, str]:
-    """The not-run reasons of tasks that have no (non-smoke) row (claim ids are for the claim table)."""
-    from dendrobench.evidence.claims import load_claims as registry
-
-    have, claim_ids = {r.key.task for r in rows if not r.smoke}, set(registry())
-    return {t: why for t, why in (not_run or {}).items() if t not in have and t not in claim_ids}
-
-
-def provenance(records: Sequence[dict[str, Any]]) -> str:
-    """When and on what the records were made, from the records themselves (so the line is as
-    reproducible as the table): how many, the newest finish, each software/machine combination
-    with its share, and the budgets used."""
-    combos = Counter()
-    for r in records:
-        env = r.get("env") or {}
-        torch_v = str((env.get("packages") or {}).get("torch") or env.get("torch") or "?")
-        threads = env.get("threads")
-        combos[(f"{env.get('device_name') or '?'} {str(env.get('platform') or '?').split('-')[0]}",
-                str(env.get("device") or "?"), str(env.get("python") or "?"), torch_v,
-                "?" if threads is None else str(threads))] += 1
-    machines = "; ".join(
-        f"{machine}, {device} only, Python {py}, torch {tv}, {th} thread{'s' if th != '1' else ''} per run"
-        + (f" ({n} run{'s' if n != 1 else ''})" if len(combos) > 1 else "")
-        for (machine, device, py, tv, th), n in sorted(combos.items(), key=lambda kv: (-kv[1], kv[0])))
-    budgets = ", ".join(sorted({str(r.get("budget")) for r in records if r.get("budget")}))
-    return (f"From {len(records)} run records, the newest finished {newest_finish(records)}; "
-            f"budgets {budgets}; {machines}.")
-
-
-# -- task pages -------------------------------------------------------------------------------
 def _curves(g: stats.GroupSummary) -> svg.Markup | None:
     """Validation metric per step: each arm's mean over seeds with a band of ± one SD over seeds;
     single seeds are drawn thin only when an arm has one seed (there is no band to draw then)."""
@@ -906,30 +457,6 @@ def format_task_row(records: Sequence[dict[str, Any]], task: str) -> str:
         if c.get("kind") == "claim":
             lines.append(f"  published: {claim_text(c, next(iter(datasets)) if len(datasets) == 1 else None)}")
     return "\n".join(lines)
-
-
-HEADLINE_START, HEADLINE_END = "<!-- dendrobench:headline -->", "<!-- /dendrobench:headline -->"
-
-
-def _headline_slot(readme: Path) -> tuple[str, str]:
-    """The text before and after the README's headline markers; a UserError if they are missing."""
-    try:
-        text = readme.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read --readme {readme}: {getattr(exc, 'strerror', None) or exc}") from None
-    start, end = text.find(HEADLINE_START), text.find(HEADLINE_END)
-    if start < 0 or end < start:
-        raise UserError(f"--readme {readme} has no {HEADLINE_START} ... {HEADLINE_END} pair; "
-                        "put the two markers where the headline table goes")
-    return text[:start + len(HEADLINE_START)], text[end:]
-
-
-def put_headline(readme: Path, headline: str) -> None:
-    """Replace the README's headline block by the site's headline.md (written atomically, mode kept)."""
-    from dendrobench.running.results import atomic_write
-
-    before, after = _headline_slot(readme)
-    atomic_write(readme, lambda fh: fh.write(before + "\n" + headline + after), mode=readme.stat().st_mode & 0o777)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ from dendrobench.evidence import stats
 from .formatting import fmt_p, fmt_ratio, verdict_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .build import IndexRow
+    from .model import IndexRow
 
 
 # The directions of the metrics claims are stated in. Not dendrobench.contract.metrics: importing it loads

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+from typing import Any
+
+import jinja2
 
 from dendrobench.evidence import stats
 
@@ -90,3 +94,35 @@ NULL_ARM_WARNING = "selected model has 0 dendrites: this row compares the baseli
 def null_warning(c: stats.Comparison) -> str:
     """Said wherever a dendritic arm without dendrites is compared (issue 9 item 5)."""
     return NULL_ARM_WARNING if c.null_arm else ""
+
+
+# -- formatting -------------------------------------------------------------------------------
+def slug(task: str) -> str:
+    """A file name for a task page: readable, safe on every filesystem, unique per task name."""
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in task)[:40].strip("_")
+    return f"{safe or 'task'}-{hashlib.sha1(task.encode()).hexdigest()[:8]}"
+
+
+MAX_TEXT = 10_000  # characters of one piece of free text shown on a page; the record keeps it whole
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """Long free text (a 50 MB failure message) shortened for pages, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters in the record]"
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ value }}`` a template prints: plain strings are clipped; our own Markup is not."""
+    if isinstance(value, str) and not isinstance(value, jinja2.utils.markupsafe.Markup):
+        return clip(value)
+    return value
+
+
+# What "±" and "[low, high]" mean, said once and shown wherever they appear (HTML and Markdown).
+# (the run table's convention too: "±" is always a standard deviation, an interval is always brackets)
+PM_MEANING = "the standard deviation over seeds (not an interval)"
+CI_MEANING = "the 95 % Student-t confidence interval of the mean over seed pairs"
+PLUS_MINUS = f"± is {PM_MEANING}"
+BRACKETS = f"[low, high] is {CI_MEANING}"
