@@ -172,12 +172,10 @@ def group_title(group: Any) -> str:
 
 def format_pooled(records: Sequence[dict[str, Any]]) -> str:
     """One table per comparison (the leaderboard's rows), over every job of the sweep."""
-    from dendrobench.evidence.stats import summarize
-
     if not records:
         return "(no runs)"
     parts = []
-    for group in summarize(records):
+    for group in stats.summarize(records):
         parts.append(f"== {group_title(group)}\n{format_table(group.records)}")
     return "\n\n".join(parts)
 
