@@ -54,9 +54,10 @@ def test_time_ratio_of_identical_arms_does_not_depend_on_order() -> None:
     on a loaded machine), x0.04-0.18 for bbbp at smoke.
 
     Two identical baseline arms (seeds 0 and 1: same model, same steps), run in both orders, each
-    order in a fresh process: the ratio stays within 0.9-1.1. The machine is shared (2 cores, other
-    jobs): an order is given up to 3 fresh processes, because noise scatters the ratio both ways
-    while a clock that charges one-time costs to the first arm fails every attempt.
+    order in a fresh process. The clock this guards against makes the first arm 5-50x slower; noise
+    on a shared 2-core machine scatters sub-second clocks by about +-20 % (CI saw 1.41, 0.83, 0.82).
+    So the test stops at the first attempt within 0.9-1.1 and otherwise asks the median of 3 fresh
+    processes to lie within 0.6-1.67: far from the bug, wide enough for the noise.
     """
     for order in ([0, 1], [1, 0]):
         ratios = []
@@ -65,11 +66,9 @@ def test_time_ratio_of_identical_arms_does_not_depend_on_order() -> None:
             ratios.append(walls[order[1]] / walls[order[0]])
             if 0.9 <= ratios[-1] <= 1.1:
                 break
-        # None within 0.9-1.1 happens only on an overloaded machine (seen at load average 9 on 2 cores:
-        # 1.23, 1.25, 0.75). The unfair clock this guards against makes the *first* arm slower, i.e.
-        # ratios far below 0.9 every time; a second arm slower than the first is load, not order.
         shown = [round(r, 3) for r in ratios]
-        assert 0.9 <= ratios[-1] <= 1.1 or np.median(ratios) >= 0.9, f"order {order}: second/first wall_s = {shown}"
+        assert 0.9 <= ratios[-1] <= 1.1 or 0.6 <= np.median(ratios) <= 1 / 0.6, \
+            f"order {order}: second/first wall_s = {shown}"
 
 
 def _suite(tmp_path: Path, **kw) -> Suite:
