@@ -54,19 +54,51 @@ samples. The full argument, with references, is in ``docs/statistics.md``; the r
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 
+# what a record says and what a row is live in their own modules; their names stay importable from
+# here, where the leaderboard, the claims and the CLI have always found them
+from dendrobench.evidence.fields import (  # noqa: F401
+    DENDRITIC_ARMS,
+    _canon,
+    _mean,
+    _num,
+    _ratio,
+    _recency,
+    claim_of,
+    dedupe,
+    description_of,
+    metric_value,
+    modality_of,
+    null_reason,
+    protocol_of,
+    record_digest,
+    report_split,
+    usable,
+    versions_of,
+)
+from dendrobench.evidence.grouping import (  # noqa: F401
+    GroupKey,
+    _by_seed,
+    _flat,
+    _pick,
+    _Row,
+    _row_key,
+    arm_settings,
+    common_settings,
+    engine_settings,
+    group_rows,
+    labels,
+    scale_settings,
+)
+
 ARMS = ("baseline", "dendrites", "wide", "compressed")
-DENDRITIC_ARMS = ("dendrites", "compressed")
 # (arm, reference): dendrites against the base model and against the capacity control, and the
 # narrower dendritic model against the full base model (the "smaller and as good" claim).
 COMPARISONS: tuple[tuple[str, str], ...] = (("dendrites", "baseline"), ("dendrites", "wide"),
@@ -100,21 +132,6 @@ MIN_SEEDS = MIN_PAIRS  # the name the leaderboard used before the sign-flip test
 
 def too_few_verdict(needed: int = MIN_PAIRS) -> str:
     return f"{TOO_FEW}: need {needed}"
-
-
-class GroupKey(NamedTuple):
-    """What identifies one leaderboard row. The first five fields are what the index shows as
-    columns; ``row_id`` (a short hash of every setting, see :func:`row_settings`) tells apart rows
-    that share them but differ in a setting (an engine parameter, a budget override ...)."""
-
-    task: str
-    dataset: str | None
-    data_source: str
-    engine: str
-    budget: str
-    protocol: str = "matched"
-    claim: str | None = None
-    row_id: str = ""
 
 
 @dataclass
@@ -394,314 +411,6 @@ def verdict(n_pairs: int, p_value: float | None, direction: float, grade: str | 
     if p_value is not None and math.isfinite(p_value) and p_value < ALPHA and direction != 0:
         return BETTER if direction > 0 else WORSE
     return NO_DIFFERENCE
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
-
-
-def _mean(values: Iterable[Any]) -> float | None:
-    vals = [v for v in (_num(x) for x in values) if v is not None]
-    return float(np.mean(vals)) if vals else None
-
-
-def _ratio(num: float | None, den: float | None) -> float | None:
-    if num is None or den is None or den == 0:
-        return None
-    return num / den
-
-
-def usable(record: dict[str, Any]) -> bool:
-    """An ok run with a finite error: the only kind that enters a pair."""
-    return record.get("status") == "ok" and _num(record.get("error")) is not None
-
-
-def modality_of(record: dict[str, Any]) -> str:
-    """The task's modality as the runner put it into ``config.task_info``; "unknown" otherwise."""
-    info = (record.get("config") or {}).get("task_info") or {}
-    value = info.get("modality") if isinstance(info, dict) else None
-    return str(value) if value else "unknown"
-
-
-def description_of(record: dict[str, Any]) -> str:
-    info = (record.get("config") or {}).get("task_info") or {}
-    value = info.get("description") if isinstance(info, dict) else None
-    return str(value) if value else ""
-
-
-def protocol_of(record: dict[str, Any]) -> str:
-    """``record["protocol"]``; version-1 records without it were all run under matched budgets."""
-    return str(record.get("protocol") or "matched")
-
-
-def claim_of(record: dict[str, Any]) -> str | None:
-    value = record.get("claim")
-    return None if value is None else str(value)
-
-
-def null_reason(record: dict[str, Any]) -> str | None:
-    """Why an ok dendritic run is a null arm (no dendrites where it matters), or None.
-
-    Uses the runner's ``dendrites.null_arm`` flag when present; for older records, ``added == 0``
-    ("added no dendrites") or ``at_selected == 0`` ("the selected model has 0 dendrites").
-    """
-    if record.get("arm") not in DENDRITIC_ARMS or not usable(record):
-        return None
-    d = record.get("dendrites") or {}
-    flag = d.get("null_arm")
-    if flag is not None:
-        return str(d.get("null_reason") or "no dendrites") if flag else None
-    if _num(d.get("added")) == 0:
-        return "added no dendrites"
-    if _num(d.get("at_selected")) == 0:
-        return "the selected model has 0 dendrites"
-    return None
-
-
-def metric_value(record: dict[str, Any], metric: str, split: str = "test") -> float | None:
-    return _num((record.get(split) or {}).get(metric))
-
-
-def report_split(record: dict[str, Any]) -> str:
-    """The split a record's ``error`` was scored on: ``test``, or ``val`` where a claim's published
-    protocol reported validation scores (as the hackathon entries did)."""
-    return "val" if (record.get("config") or {}).get("report_split") == "val" else "test"
-
-
-def _recency(record: dict[str, Any]) -> tuple[str, str, str]:
-    return (str(record.get("finished") or ""), str(record.get("started") or ""), str(record.get("config_hash")))
-
-
-# -- grouping ---------------------------------------------------------------------------------
-def _canon(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
-
-
-def _flat(prefix: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flat(f"{prefix}.{k}" if prefix else str(k), v))
-        return out
-    if isinstance(value, list):
-        value = tuple(value)
-    return {prefix: value}
-
-
-def scale_settings(record: dict[str, Any]) -> dict[str, Any]:
-    """What no two runs may differ in to be pooled at all, whatever the protocol: task and its
-    version, data, claim and budget name. A claim's summary keeps one such set (a smoke check beside
-    the real run is never mixed in); a row adds the rest (:func:`common_settings`)."""
-    cfg = record.get("config") or {}
-    return {"task": str(record["task"]), "task_version": cfg.get("task_version"),
-            "dataset": record.get("dataset"), "data_source": str(record["data_source"]),
-            "claim": claim_of(record), "budget": str(record["budget"])}
-
-
-def common_settings(record: dict[str, Any]) -> dict[str, Any]:
-    """Settings that every arm of a comparison shares (flattened; see :class:`GroupSummary`)."""
-    cfg = record.get("config") or {}
-    scale = scale_settings(record)
-    out: dict[str, Any] = {k: scale[k] for k in ("task", "task_version", "dataset", "data_source")}
-    out.update(protocol=protocol_of(record), claim=scale["claim"], budget=scale["budget"])
-    if out["protocol"] == "published":
-        # a claim's published protocol gives its arms unequal budgets, and may give them different
-        # models (credit: MLP 128-wide baseline, 64-wide dendritic), on purpose: the claim file and
-        # the scale it ran at (smoke | quick | its own) decide them, so those are the row
-        return out
-    if out["protocol"] == "tuned":  # each arm has its own tuned lr and weight decay (dendrobench/running/tuning.py)
-        from dendrobench.running.tuning import row_budget_spec
-
-        out.update(_flat("budget", row_budget_spec(record)))
-    else:
-        out.update(_flat("budget", cfg.get("budget_spec") or {}))
-    # the task's protocol options as the user gave them (the record hash holds the non-default ones)
-    out.update(_flat("task_options", cfg.get("task_options") or {}))
-    return out
-
-
-def engine_settings(record: dict[str, Any]) -> dict[str, Any]:
-    """The engine and its parameters (what the dendritic arms, and the wide arm through its target
-    parameter count, depend on)."""
-    dend = (record.get("config") or {}).get("dendrites")
-    params = {k: v for k, v in dend.items() if k != "engine"} if isinstance(dend, dict) else {}
-    return {"engine": str(record["engine"]), **_flat("dendrites", params)}
-
-
-def arm_settings(record: dict[str, Any]) -> dict[str, Any]:
-    """Settings only one arm depends on."""
-    cfg = record.get("config") or {}
-    if record.get("arm") == "compressed":
-        return {"compressed_width": cfg.get("compressed_width")}
-    if record.get("arm") == "wide":
-        return {"wide_tolerance": cfg.get("wide_tolerance")}
-    return {}
-
-
-def record_digest(record: dict[str, Any]) -> str:
-    """Hash of the whole record: equal for byte-identical copies (the same folder given twice)."""
-    return hashlib.sha256(_canon(record).encode()).hexdigest()
-
-
-def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records with exact duplicates dropped (they are one run read twice, not two runs).
-
-    Only records that agree on hash, arm, seed and timestamps are compared in full (serialising
-    every record of a 10,000-record site to hash it took seconds)."""
-    seen: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
-    out = []
-    for rec in records:
-        key = (rec.get("config_hash"), rec.get("arm"), rec.get("seed"), rec.get("started"), rec.get("finished"))
-        same = seen[key]
-        if any(other == rec for other in same):
-            continue
-        same.append(rec)
-        out.append(rec)
-    return out
-
-
-@dataclass
-class _Row:
-    common: dict[str, Any]
-    engine: dict[str, Any]
-    arm_specific: dict[str, dict[str, Any]]  # arm -> its own settings (compressed width, wide tolerance)
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        out = {**self.common, **self.engine}
-        for extra in self.arm_specific.values():
-            out.update(extra)
-        return out
-
-
-def _budget_names(records: Sequence[dict[str, Any]]) -> str:
-    names = sorted({str(r["budget"]) for r in records})
-    return "/".join(names) if names else ""
-
-
-def group_rows(records: Iterable[dict[str, Any]]) -> list[_Row]:
-    """Records into rows (see the module docstring). A baseline record joins every row of its
-    common settings; a dendrites record every row of its engine setting; a wide or compressed
-    record the rows of its own tolerance or width. A record whose ``dataset`` is null (the run failed
-    before its data loaded) joins the rows of the same settings when exactly one dataset has rows."""
-    from dendrobench.running.tuning import is_trial
-
-    # tuning trials are evidence for a choice, not rows; base_more_training (a claim's baseline with the
-    # dendritic arm's extra steps) is summarised by the claim (published_claims.claim_summary), not here
-    recs = [r for r in dedupe(records) if not is_trial(r) and r.get("arm") != "base_more_training"]
-    by_common: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    commons: dict[str, dict[str, Any]] = {}
-    for rec in recs:
-        c = common_settings(rec)
-        k = _canon(c)
-        commons[k] = c
-        by_common[k].append(rec)
-    for k in [k for k, c in commons.items() if c["dataset"] is None]:
-        siblings = [k2 for k2, c2 in commons.items() if c2["dataset"] is not None and {**c2, "dataset": None} == commons[k]]
-        if len(siblings) == 1:
-            by_common[siblings[0]].extend(by_common.pop(k))
-            commons.pop(k)
-    rows: list[_Row] = []
-    for k, members in by_common.items():
-        common = commons[k]
-        engines: dict[str, dict[str, Any]] = {}
-        engine_key: dict[int, str] = {}  # id(record) -> its engine setting, computed once
-        for rec in members:
-            if rec.get("arm") != "baseline":
-                e = engine_settings(rec)
-                engine_key[id(rec)] = _canon(e)
-                engines[engine_key[id(rec)]] = e
-        if not engines:  # baseline-only: one row, whatever engine each run was started with
-            names = sorted({str(r["engine"]) for r in members})
-            rows.append(_Row(common, {"engine": ",".join(names)}, {}, list(members)))
-            continue
-        for ek, eng in engines.items():
-            mine = [r for r in members if r.get("arm") == "baseline" or engine_key[id(r)] == ek]
-            variants: dict[str, list[dict[str, Any]]] = {}  # arm -> distinct own settings
-            for arm in ("compressed", "wide"):
-                seen = {_canon(arm_settings(r)): arm_settings(r) for r in mine if r.get("arm") == arm}
-                variants[arm] = list(seen.values()) or [{}]
-            for cw in variants["compressed"]:
-                for wt in variants["wide"]:
-                    own = {"compressed": cw, "wide": wt}
-                    chosen = [r for r in mine if r.get("arm") not in own or not own[r["arm"]]
-                              or arm_settings(r) == own[r["arm"]]]
-                    rows.append(_Row(common, eng, {a: s for a, s in own.items() if s}, chosen))
-    return rows
-
-
-def _row_key(row: _Row) -> GroupKey:
-    c = row.common
-    digest = hashlib.sha256(_canon(row.settings).encode()).hexdigest()[:10]
-    budget = c.get("budget") or _budget_names(row.records)
-    return GroupKey(c["task"], c["dataset"], c["data_source"], str(row.engine["engine"]), budget,
-                    c["protocol"], c["claim"], digest)
-
-
-def _fmt_setting(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, tuple):
-        return "[" + ",".join(_fmt_setting(v) for v in value) + "]"
-    return str(value)
-
-
-def labels(keys: Sequence[GroupKey], settings: Sequence[dict[str, Any]]) -> list[str]:
-    """For each row, ``name=value`` of the settings in which it differs from rows with the same
-    task, dataset, data source, engine and budget (what the index shows as columns)."""
-    out = [""] * len(keys)
-    peers: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-    for i, k in enumerate(keys):
-        peers[tuple(k[:5])].append(i)
-    for idx in peers.values():
-        if len(idx) < 2:
-            continue
-        names = sorted({n for i in idx for n in settings[i]})
-        # a setting only some rows have (compressed_width without a compressed arm) is not a difference
-        differ = [n for n in names if len({_canon(settings[i][n]) for i in idx if n in settings[i]}) > 1]
-        for i in idx:
-            out[i] = ", ".join(f"{n}={_fmt_setting(settings[i].get(n))}" for n in differ if n in settings[i])
-    return out
-
-
-def _pick(candidates: list[dict[str, Any]], row_engine: dict[str, Any]) -> dict[str, Any]:
-    """One record of several for one (row, arm, seed): the row's own engine setting first, then latest."""
-    def rank(rec: dict[str, Any]) -> tuple[bool, tuple[str, str, str]]:
-        return (engine_settings(rec) == row_engine, _recency(rec))
-
-    return max(candidates, key=rank)
-
-
-def _by_seed(records: list[dict[str, Any]], row_engine: dict[str, Any]
-             ) -> tuple[dict[tuple[str, int], dict[str, Any]], dict[str, int]]:
-    """One record per (arm, seed) (see :func:`_pick`), and how many were superseded per arm."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-    for rec in records:
-        groups[(rec["arm"], int(rec["seed"]))].append(rec)
-    superseded: dict[str, int] = defaultdict(int)
-    chosen = {}
-    for k, recs in groups.items():
-        chosen[k] = recs[0] if len(recs) == 1 else _pick(recs, row_engine)
-        superseded[k[0]] += len(recs) - 1
-    return chosen, superseded
-
-
-def versions_of(records: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
-    """package -> distinct versions (dendrobench, python, torch and the packages the runner lists)."""
-    found: dict[str, set[str]] = defaultdict(set)
-    for rec in records:
-        env = rec.get("env") or {}
-        for name in ("dendrobench", "python", "torch"):
-            if env.get(name):
-                found[name].add(str(env[name]))
-        for name, v in (env.get("packages") or {}).items():
-            if str(name) not in ("dendrobench", "python", "torch"):  # env["torch"] has the build tag too
-                found[str(name)].add(str(v))
-    return {k: sorted(v) for k, v in sorted(found.items())}
 
 
 # -- summaries --------------------------------------------------------------------------------
