@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dendrobench.evidence.report import format_table
-from dendrobench.running import runner
+from dendrobench.running import training
 from dendrobench.running.config import RunConfig, validate
 from dendrobench.running.runner import Suite, null_arm_reason
 
@@ -80,7 +80,7 @@ def _suite(tmp_path: Path, **kw) -> Suite:
 
 def test_warm_up_does_not_change_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with_warm = _suite(tmp_path / "a", arms=["baseline", "dendrites"]).run_all()
-    monkeypatch.setattr(runner, "warm_up", lambda *a, **k: 0.0)
+    monkeypatch.setattr(training, "warm_up", lambda *a, **k: 0.0)
     without = _suite(tmp_path / "b", arms=["baseline", "dendrites"]).run_all()
     for a, b in zip(with_warm, without):
         assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
