@@ -21,5 +21,21 @@ def unknown_choice(kind: str, value: object, valid: Iterable[str]) -> ConfigErro
     return ConfigError(f"unknown {kind} {value!r}; valid {kind}s: {names}")
 
 
+def int_setting(value: object, name: str, minimum: int) -> int:
+    """``value`` as an int of at least ``minimum``, from an int or its text (a command line gives
+    text); anything else is the one error shape "NAME must be an integer >= MIN, got VALUE".
+    Booleans are refused: ``True`` is an int to Python but never a seed count to a user."""
+    problem = ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool):
+        raise problem
+    try:
+        out = value if isinstance(value, int) else int(str(value).strip())
+    except ValueError:
+        raise problem from None
+    if out < minimum:
+        raise problem
+    return out
+
+
 class DataUnavailableError(UserError):
     """Data that must be downloaded by hand (no network) or a corrupt / partial dataset file."""

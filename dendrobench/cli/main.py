@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dendrobench.errors import ConfigError, UserError, unknown_choice
+from dendrobench.errors import ConfigError, UserError, int_setting, unknown_choice
 from dendrobench.running import settings
 from dendrobench.running.sweep import apply_jobs, bad_runs, parse_jobs, split_top
 
@@ -184,9 +184,7 @@ def prevalidate(args: list[str]) -> list[str]:
                     if arm.strip() and arm.strip() not in ARMS:
                         raise unknown_choice("arm", arm.strip(), ARMS)
             elif bare in ("seeds", "seed") and v != "null":
-                minimum = 1 if bare == "seeds" else 0
-                if not v.lstrip("-").isdigit() or int(v) < minimum:
-                    raise ConfigError(f"{bare} must be an integer >= {minimum}, got {v!r}")
+                int_setting(v, bare, 1 if bare == "seeds" else 0)
     if "seed" in given and "seeds" in given and given["seed"] != "null":
         raise ConfigError(f"seed={given['seed']} and seeds={given['seeds']} contradict each other: give seed=N for "
                           f"one seed or seeds=N for seeds 0..N-1")

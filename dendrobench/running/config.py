@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dendrobench.errors import ConfigError, unknown_choice
+from dendrobench.errors import ConfigError, int_setting, unknown_choice
 from dendrobench.running.settings import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES
 
 __all__ = ["ARMS", "DEVICES", "RunConfig", "from_mapping", "validate", "check_writable", "effective_timeout"]
@@ -96,27 +96,16 @@ def from_mapping(cfg: dict[str, Any]) -> RunConfig:
     return run
 
 
-def _int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            value = int(str(value))
-        except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 def validate(run: RunConfig) -> None:
     from dendrobench.contract.registry import get_engine_class, get_task
 
-    run.seeds = _int(run.seeds, "seeds", 1)
+    run.seeds = int_setting(run.seeds, "seeds", 1)
     if run.data_root not in (None, "") and run.data_source == "offline":
         # issue 23: a data.root with the offline default used to be ignored, training on the stand-in
         raise ConfigError(f"data.root={run.data_root} is only read with data.source=online (the offline "
                           f"default never reads files); add data.source=online, or drop data.root")
     if run.seed is not None:
-        run.seed = _int(run.seed, "seed", 0)
+        run.seed = int_setting(run.seed, "seed", 0)
     if isinstance(run.arms, str):
         run.arms = [a.strip() for a in run.arms.strip("[]").split(",") if a.strip()]
     run.arms = list(run.arms)
@@ -147,7 +136,7 @@ def validate(run: RunConfig) -> None:
     if not isinstance(run.energy, bool):
         raise ConfigError(f"energy must be true or false, got {run.energy!r}")
     if run.threads is not None:
-        run.threads = _int(run.threads, "threads", 1)
+        run.threads = int_setting(run.threads, "threads", 1)
     if run.run_timeout_s is not None:
         try:
             run.run_timeout_s = float(run.run_timeout_s)

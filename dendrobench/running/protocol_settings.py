@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dendrobench.errors import ConfigError
+from dendrobench.errors import ConfigError, int_setting
 
 if TYPE_CHECKING:
     from dendrobench.running.config import RunConfig
@@ -46,10 +46,7 @@ def parse_fork(raw: dict[str, Any] | None) -> ForkSettings:
     at = str(got["at"]).strip()
     if at not in ("half", "plateau") and not (at.isdigit() and int(at) >= 1):
         raise ConfigError(f"fork.at must be half, plateau or an epoch number >= 1, got {got['at']!r}")
-    patience = got["patience"]
-    if isinstance(patience, bool) or not str(patience).isdigit() or int(patience) < 1:
-        raise ConfigError(f"fork.patience must be an integer >= 1, got {patience!r}")
-    return ForkSettings(at=at, patience=int(patience))
+    return ForkSettings(at=at, patience=int_setting(got["patience"], "fork.patience", 1))
 
 
 # -- tuning settings ---------------------------------------------------------------------------------
@@ -64,18 +61,6 @@ class TuningSettings:
         return [TUNING_SEED_BASE + j for j in range(self.seeds)]
 
 
-def _int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"tuning.{name} must be an integer >= {minimum}, got {value!r}")
-    try:
-        out = int(str(value))
-    except ValueError:
-        raise ConfigError(f"tuning.{name} must be an integer >= {minimum}, got {value!r}") from None
-    if out < minimum:
-        raise ConfigError(f"tuning.{name} must be an integer >= {minimum}, got {value!r}")
-    return out
-
-
 def parse_tuning(raw: dict[str, Any] | None) -> TuningSettings:
     raw = dict(raw or {})
     bad = sorted(set(raw) - set(TUNING_KEYS))
@@ -83,8 +68,8 @@ def parse_tuning(raw: dict[str, Any] | None) -> TuningSettings:
         raise ConfigError(f"unknown setting(s) {', '.join('tuning.' + k for k in bad)}; valid tuning settings: "
                           f"{', '.join('tuning.' + k for k in TUNING_KEYS)}")
     got = {**TUNING_KEYS, **raw}
-    return TuningSettings(trials=_int(got["trials"], "trials", 1), seeds=_int(got["seeds"], "seeds", 1),
-                          sampler_seed=_int(got["sampler_seed"], "sampler_seed", 0))
+    return TuningSettings(trials=int_setting(got["trials"], "tuning.trials", 1), seeds=int_setting(got["seeds"], "tuning.seeds", 1),
+                          sampler_seed=int_setting(got["sampler_seed"], "tuning.sampler_seed", 0))
 
 
 def check_protocol(run: RunConfig) -> None:
