@@ -131,6 +131,7 @@ def _finalize(value: Any) -> Any:
 # (the run table's convention too: "±" is always a standard deviation, an interval is always brackets)
 PM_MEANING = "the standard deviation over seeds (not an interval)"
 CI_MEANING = "the 95 % Student-t confidence interval of the mean over seed pairs"
-RER_CI_MEANING = "the 95 % paired bootstrap (BCa) interval over seed pairs"
+RER_CI_MEANING = ("the 95 % interval of the paired test inverted: the RERs it does not reject "
+                  "(it excludes 0 exactly when the verdict is better or worse)")
 PLUS_MINUS = f"± is {PM_MEANING}"
 BRACKETS = f"[low, high] is {CI_MEANING}"

@@ -15,13 +15,22 @@ samples. The full argument, with references, is in ``docs/statistics.md``; the r
   conservative ``(1 + k) / (1 + B)`` p-value. The smallest two-sided p-value of ``n`` pairs is
   ``2 / 2**n``: with fewer than :data:`MIN_PAIRS` (6) pairs no data can reach ``p < 0.05``, and the
   verdict says so instead of pretending.
+* **Ties** (issue 24, :mod:`dendrobench.evidence.estimands`): differences within the metric's
+  ``tie_tolerance`` (its evaluator's resolution) are set to 0 before the test; only the other,
+  *informative* pairs carry a sign, and the 6-pair rule counts them.
+* **Headline RER** (``Comparison.rer``): the RER of the mean errors, mean(d) / mean(err_ref), over
+  the tested differences, with the test inverted as its 95 % interval: it shares the verdict's sign,
+  and excludes 0 exactly when the verdict is "better" or "worse".
 * **Intervals** (:class:`Interval`) are Student-t 95 % intervals of a mean over seeds: for the mean
-  per-pair RER (``Comparison.rer``), for the mean paired difference in the metric's own units
+  per-pair RER (``Comparison.rer_per_pair``), for the mean paired difference in the metric's own units
   (``Comparison.diff``) and for each arm's metric (``ArmSummary.test_metric`` ...). They are
   descriptive; the verdict rests on the test alone.
 * **Verdict** (:attr:`Comparison.verdict`, precedence in this order): "no pairs"; "pipeline check"
-  for smoke budgets (never a verdict); "too few seeds for a verdict: need 6"; "better" / "worse" at
-  ``p < 0.05`` (direction from the mean error difference); otherwise "no significant difference".
+  for smoke budgets (never a verdict); "too few seeds for a verdict: need 6"; "cannot decide: only k
+  informative pairs" (fewer than 6 pairs are not ties); "better" / "worse" at ``p < 0.05``
+  (direction from the mean tie-zeroed error difference); otherwise "no significant difference".
+  A row where most pairs' dendritic model has no dendrites adds "; null arm: k of n selected
+  models had dendrites" and is not publishable.
 * **Rows.** Records are grouped by everything that changes a result except arm and seed: task, its
   version and its options (``task_options``), dataset, data source, budget name *and* resolved budget spec, protocol and claim
   (shared by every arm), plus engine and engine parameters (dendrites, wide and compressed arms),
@@ -44,9 +53,10 @@ samples. The full argument, with references, is in ``docs/statistics.md``; the r
 * **Grade.** A row's grade is its budget name. Smoke rows get "pipeline check"; a row is
   :attr:`GroupSummary.publishable` only at ``standard`` or ``full`` with at least 10 complete seed
   pairs of dendrites against baseline (OGB's rule) and a dendritic arm that really has dendrites.
-* **Null arm.** A dendritic run that added no dendrites, or whose validation-selected model has none,
-  is flagged (``record["dendrites"]["null_arm"]``; derived from ``added`` / ``at_selected`` for older
-  records); :attr:`Comparison.null_arm` is true when every ok run of the arm is such a run.
+* **Null arm.** A dendritic record whose validation-selected model has no dendrites
+  (``dendrites.at_selected == 0``, whatever its stored ``null_arm`` flag says) or that added none is
+  null (:func:`null_reason`); :attr:`Comparison.null_arm` is true when every ok run of the arm is
+  such a run, :attr:`Comparison.null_pairs` counts the null pairs.
 * Cost ratios are ratios of the arm means over ok runs (params at inference and forward FLOPs per
   sample of the selected model, training wall-clock, optimizer steps); a ratio with a missing or zero
   denominator is None.
@@ -63,7 +73,7 @@ import numpy as np
 from scipy import stats as sps
 
 from dendrobench.contract import metrics
-from dendrobench.evidence.estimands import informative, min_attainable_p, rer_of_means_interval, untied
+from dendrobench.evidence.estimands import informative, rer_test_interval, untied  # noqa: F401
 
 # what a record says and what a row is live in their own modules; their names stay importable from
 # here, where the leaderboard, the claims and the CLI have always found them
@@ -100,55 +110,37 @@ from dendrobench.evidence.grouping import (  # noqa: F401
     labels,
     scale_settings,
 )
+from dendrobench.evidence.verdicts import (  # noqa: F401
+    ALPHA,
+    BETTER,
+    CANNOT_DECIDE,
+    MIN_PAIRS,
+    MIN_SEEDS,
+    N_RESAMPLES,
+    NO_DIFFERENCE,
+    NO_PAIRS,
+    NULL_ARM,
+    PIPELINE_CHECK,
+    TOO_FEW,
+    WORSE,
+    cannot_decide_verdict,
+    min_pairs_for,
+    too_few_verdict,
+    verdict,
+    with_dendrites_text,
+)
 
 ARMS = ("baseline", "dendrites", "wide", "compressed")
 # (arm, reference): dendrites against the base model and against the capacity control, and the
 # narrower dendritic model against the full base model (the "smaller and as good" claim).
 COMPARISONS: tuple[tuple[str, str], ...] = (("dendrites", "baseline"), ("dendrites", "wide"),
                                             ("compressed", "baseline"))
-ALPHA = 0.05  # two-sided significance level of every verdict
 CONFIDENCE = 0.95  # level of every interval
-N_RESAMPLES = 9_999  # sign flips: all 2**n when 2**n <= this (n <= 13), else this many random ones
 PERM_SEED = 20_260_123  # fixed so that a page rebuilt from the same records is identical
 TIE_TOLERANCE = 1e-9  # relative: sign patterns this close to the observed |mean| count as ties
 PUBLISH_MIN_PAIRS = 10  # OGB's rule: at least 10 seeds
 PUBLISH_GRADES = ("standard", "full")
 COST_KEYS = ("params", "flops_per_sample", "wall_s", "steps")
-
-# the verdicts a Comparison can give (TOO_FEW and CANNOT_DECIDE are prefixes: the full text names
-# the pairs needed / the informative pairs there were; NULL_ARM starts the note a mostly null row adds)
-BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no significant difference"
-PIPELINE_CHECK, NO_PAIRS = "pipeline check", "no pairs"
-TOO_FEW = "too few seeds for a verdict"
-CANNOT_DECIDE = "cannot decide: only"
-NULL_ARM = "null arm"
-
-
-def min_pairs_for(alpha: float = ALPHA) -> int:
-    """Fewest pairs whose exact two-sided sign-flip test can reach ``p < alpha`` (min p = 2 / 2**n)."""
-    n = 1
-    while 2.0 / 2**n >= alpha:
-        n += 1
-    return n
-
-
-MIN_PAIRS = min_pairs_for()  # 6 at alpha = 0.05
-MIN_SEEDS = MIN_PAIRS  # the name the leaderboard used before the sign-flip test
-
-
-def too_few_verdict(needed: int = MIN_PAIRS) -> str:
-    return f"{TOO_FEW}: need {needed}"
-
-
-def cannot_decide_verdict(informative_pairs: int) -> str:
-    """Enough pairs, too few of them informative (the rest tie): no p-value they allow is < 0.05."""
-    return f"{CANNOT_DECIDE} {informative_pairs} informative pair{'' if informative_pairs == 1 else 's'}"
-
-
-def with_dendrites_text(with_dendrites: int, total: int) -> str:
-    """"k of n selected models had dendrites": shown on every row with a dendritic arm (issue 24)."""
-    return f"{with_dendrites} of {total} selected model{'' if total == 1 else 's'} had dendrites"
-
 
 @dataclass
 class Interval:
@@ -220,8 +212,10 @@ class Comparison:
       within the metric's ``tie_tolerance``) set to 0 (None without pairs); ``informative``: the
       pairs that are not ties, the only ones that carry a sign;
     * ``rer``: the headline RER, the RER of the mean errors mean(d) / mean(err_ref) over the tested
-      (tie-zeroed) differences, with a paired BCa bootstrap 95 % interval; positive when ``arm``
-      has the lower mean error, always the sign of the tested mean; ``rer.n`` pairs behind it;
+      (tie-zeroed) differences, with the 95 % interval of the test inverted (the RERs it does not
+      reject: :func:`estimands.rer_test_interval`, which excludes 0 exactly when the verdict is
+      "better" or "worse"); positive when ``arm`` has the lower mean error, always the sign of the
+      tested mean; ``rer.n`` pairs behind it;
     * ``rer_per_pair``: :class:`Interval` (Student-t) of the mean per-pair RER
       (err_ref - err_arm) / err_ref, a secondary column (a mean of ratios over-weights seeds with a
       small reference error); ``rer_per_pair.n`` pairs with a defined RER;
@@ -463,25 +457,6 @@ def sign_flip_pvalue(diffs: Any, n_resamples: int = N_RESAMPLES, seed: int = PER
     return float(p[0]) if x.ndim == 1 else p.reshape(x.shape[:-1])
 
 
-def verdict(n_pairs: int, p_value: float | None, direction: float, grade: str | None = None,
-            informative_pairs: int | None = None) -> str:
-    """The verdict for ``n_pairs`` complete pairs with test p-value ``p_value``; ``direction`` is
-    the mean (tie-zeroed) error difference (positive: the arm has the lower error);
-    ``informative_pairs`` the pairs that are not ties (None: all of them). See the module docstring."""
-    if n_pairs == 0:
-        return NO_PAIRS
-    if grade == "smoke":
-        return PIPELINE_CHECK
-    if n_pairs < MIN_PAIRS:
-        return too_few_verdict()
-    k = n_pairs if informative_pairs is None else informative_pairs
-    if min_attainable_p(k, N_RESAMPLES) >= ALPHA:
-        return cannot_decide_verdict(k)
-    if p_value is not None and math.isfinite(p_value) and p_value < ALPHA and direction != 0:
-        return BETTER if direction > 0 else WORSE
-    return NO_DIFFERENCE
-
-
 # -- summaries --------------------------------------------------------------------------------
 def summarize_arm(arm: str, records: Sequence[dict[str, Any]], metric: str, superseded: int = 0) -> ArmSummary:
     s = ArmSummary(arm=arm, runs=len(records), superseded=superseded)
@@ -562,7 +537,7 @@ def compare(arm: str, reference: str, by_seed: dict[tuple[str, int], dict[str, A
     tested = c.test_diffs
     c.informative = informative(c.error_diffs, c.tie_tolerance)
     c.p_value = sign_flip_pvalue(tested) if c.error_diffs else None
-    point, low, high = rer_of_means_interval(c.ref_errors, tested)
+    point, low, high = rer_test_interval(c.ref_errors, tested, sign_flip_pvalue, ALPHA)
     c.rer = Interval(point, low, high, c.pairs if point is not None else 0)
     sa, sr = arms.get(arm), arms.get(reference)
     for key in COST_KEYS:
