@@ -330,6 +330,7 @@ def claim_summary(claim: Claim, records: list[dict[str, Any]]) -> dict[str, Any]
     from dendrobench.contract.metrics import get_evaluator
     from dendrobench.evidence.stats import (
         ALPHA,
+        null_reason,
         rer,
         rer_test_interval,
         scale_settings,
@@ -361,8 +362,9 @@ def claim_summary(claim: Claim, records: list[dict[str, Any]]) -> dict[str, Any]
         ref_err = [b[s] for s in seeds]
         point, low, high = rer_test_interval(ref_err, untied([b[s] - a[s] for s in seeds], tolerance),
                                              sign_flip_pvalue, ALPHA)
+        null = {r["seed"] for r in records if r.get("protocol") == protocol and r["arm"] == arm and null_reason(r)}
         return {"mean": point, "low": low, "high": high, "n": len(seeds) if point is not None else 0,
-                "values": values}
+                "values": values, "null_pairs": len(null & set(seeds))}
 
     out: dict[str, Any] = {"claimed": claim.claimed.get("value"), "quantity": claim.claimed.get("quantity"),
                            "published": paired("published", "dendrites", "baseline"),
@@ -401,9 +403,11 @@ def _pct(x: float | None) -> str:
 def _cell(d: dict[str, Any]) -> str:
     if not d.get("n"):
         return "not run"
+    n, null = d["n"], d.get("null_pairs", 0)
+    flag = f"; null arm: {n - null} of {n} selected models had dendrites" if 2 * null > n else ""
     if d.get("low") is None:
-        return f"{_pct(d['mean'])} (n={d['n']})"
-    return f"{_pct(d['mean'])} [{_pct(d['low'])}, {_pct(d['high'])}] (n={d['n']})"
+        return f"{_pct(d['mean'])} (n={n}){flag}"
+    return f"{_pct(d['mean'])} [{_pct(d['low'])}, {_pct(d['high'])}] (n={n}){flag}"
 
 
 def claim_table(records: list[dict[str, Any]], not_run: dict[str, str] | None = None) -> str:
