@@ -104,7 +104,7 @@ def _estimate(kind: str, c: stats.Comparison) -> svg.Estimate:
     r = c.rer
     tip = (f"dendrites vs {kind}: RER {fmt_rer(r)}, p {fmt_p(c.p_value)}, {c.pairs} pairs -> "
            f"{verdict_text(c)}")
-    return svg.Estimate(kind, r.mean, r.low, r.high, tip, c.verdict in ("better", "worse"))
+    return svg.Estimate(kind, r.mean, r.low, r.high, tip, c.significant)
 
 
 def forest_rows(rows: Sequence[IndexRow], link: Callable[[IndexRow], str | None]) -> list[svg.ForestRow]:

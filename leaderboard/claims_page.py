@@ -24,7 +24,7 @@ import yaml
 
 from dendrobench.evidence import stats
 
-from .formatting import fmt_p, fmt_ratio, verdict_text
+from .formatting import fmt_ratio, verdict_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import IndexRow
@@ -107,7 +107,7 @@ def _fill(col: Column, claimed: float | None, metric: str) -> None:
     col.cells = {
         "rer": _rer_text(c.rer),
         "pairs": str(c.pairs),
-        "verdict": f"{verdict_text(c)}" + ("" if c.significant else f" (p = {fmt_p(c.p_value)})"),
+        "verdict": verdict_text(c, always_p=True),
         "reached": (f"{len(reached)} of {len(c.rers)}" if claimed is not None and c.rers else "–"),
         # the row's own arm cells: the same metric text, "(val)" marking included, as the index
         "reference_metric": row.cells[col.reference].text,
@@ -139,7 +139,7 @@ def decomposition(claimed: float | None, cols: Sequence[Column], statement: str)
 
         c = col.comparison
         pairs = f"{c.pairs} seed pair{'s' if c.pairs != 1 else ''}"
-        return f"{words} {_pct(col.rer)} ({pairs}, {c.verdict}, p = {fmt_p(c.p_value)})"
+        return f"{words} {_pct(col.rer)} ({pairs}, {verdict_text(c, always_p=True)})"
 
     return (f"{head}, {part(pub, 'the published procedure yields')}; {part(steps, 'with equal steps')}; "
             f"{part(params, 'against equal parameters')}.")

@@ -71,19 +71,21 @@ def fmt_count(v: float | None) -> str:
     return f"{v:.0f}"
 
 
-def verdict_text(c: stats.Comparison) -> str:
-    """The verdict as shown: "better (p = 0.031)" when significant, else the verdict itself."""
-    if c.significant and c.p_value is not None:
-        return f"{c.verdict} (p = {fmt_p(c.p_value)})"
-    return c.verdict
+def verdict_text(c: stats.Comparison, always_p: bool = False) -> str:
+    """The verdict as shown: "better (p = 0.031)" when significant (``always_p``: whenever there is a
+    p-value), else the test's verdict; then the null-arm note of a mostly null row."""
+    text = c.test_verdict
+    if (c.significant or always_p) and c.p_value is not None:
+        text += f" (p = {fmt_p(c.p_value)})"
+    return f"{text}; {c.null_note}" if c.null_note else text
 
 
 def verdict_class(c: stats.Comparison) -> str:
-    if c.verdict == stats.BETTER:
+    if c.test_verdict == stats.BETTER:
         return "sig-pos"
-    if c.verdict == stats.WORSE:
+    if c.test_verdict == stats.WORSE:
         return "sig-neg"
-    if c.verdict == stats.PIPELINE_CHECK:
+    if c.test_verdict == stats.PIPELINE_CHECK:
         return "pipeline"
     return "anecdotal" if c.too_few else ""
 
@@ -92,8 +94,13 @@ NULL_ARM_WARNING = "selected model has 0 dendrites: this row compares the baseli
 
 
 def null_warning(c: stats.Comparison) -> str:
-    """Said wherever a dendritic arm without dendrites is compared (issue 9 item 5)."""
-    return NULL_ARM_WARNING if c.null_arm else ""
+    """Said wherever a dendritic arm without dendrites is compared (issue 9 item 5), or one whose
+    selected models mostly have none (issue 24: most pairs then compare the base model)."""
+    if c.null_arm:
+        return NULL_ARM_WARNING
+    if c.mostly_null:
+        return f"only {c.with_dendrites}: most pairs compare the base model with {c.reference}"
+    return ""
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -124,5 +131,7 @@ def _finalize(value: Any) -> Any:
 # (the run table's convention too: "±" is always a standard deviation, an interval is always brackets)
 PM_MEANING = "the standard deviation over seeds (not an interval)"
 CI_MEANING = "the 95 % Student-t confidence interval of the mean over seed pairs"
+RER_CI_MEANING = ("the 95 % interval of the paired test inverted: the RERs it does not reject "
+                  "(it excludes 0 exactly when the verdict is better or worse)")
 PLUS_MINUS = f"± is {PM_MEANING}"
 BRACKETS = f"[low, high] is {CI_MEANING}"

@@ -25,6 +25,7 @@ from dendrobench.running import results
 from .formatting import (
     BRACKETS,
     PLUS_MINUS,
+    RER_CI_MEANING,
     fmt_interval,
     fmt_p,
     fmt_pct,
@@ -133,10 +134,13 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("baseline", "baseline", f"test metric of the base model (validation, marked (val), where a claim "
                              f"reported validation scores); {PLUS_MINUS}"),
     ("dendrites", "dendrites", f"test metric with dendrites (validation where marked (val)); {PLUS_MINUS}"),
-    ("rer", "RER vs baseline", f"relative error reduction, mean over seed pairs; {BRACKETS}"),
+    ("rer", "RER vs baseline", "relative error reduction of the mean errors, (mean error_baseline - mean "
+                               f"error_dendrites) / mean error_baseline over the seed pairs; [low, high] is "
+                               f"{RER_CI_MEANING}"),
     ("p", "p", "two-sided p-value of the paired test on the seed pairs (dendrites vs baseline)"),
     ("verdict", "verdict", "better / worse only at p < 0.05; smoke runs are pipeline checks, never verdicts"),
-    ("rer_wide", "RER vs wide", f"dendrites against the base model widened to the same parameters; {BRACKETS}"),
+    ("rer_wide", "RER vs wide", "dendrites against the base model widened to the same parameters, RER of the "
+                                f"mean errors; [low, high] is {RER_CI_MEANING}"),
     ("seeds", "pairs", "complete seed pairs behind the RER vs baseline"),
 )
 DETAILS: tuple[tuple[str, str, str], ...] = (
@@ -152,6 +156,12 @@ DETAILS: tuple[tuple[str, str, str], ...] = (
     ("diff", "effect", f"mean paired difference of the metric (test, or validation where marked (val)), "
                        f"dendrites against baseline in its units (positive = better); {BRACKETS}"),
     ("p_improve", "P(improve)", "fraction of seed pairs where dendrites had the lower error"),
+    ("with_dendrites", "with dendrites", "how many of the selected (reported) dendritic models had any dendrites; "
+                                         "a pair without is the base model against the baseline"),
+    ("informative", "informative pairs", "seed pairs whose error difference exceeds the metric's tie tolerance: "
+                                         "the only ones that carry a sign in the test"),
+    ("rer_per_pair", "mean per-pair RER", f"RER computed per seed pair, then averaged (over-weights seeds with a "
+                                          f"small baseline error); {BRACKETS}"),
     ("verdict_wide", "verdict vs wide", "the paired test against the capacity control"),
     ("rer_compressed", "compressed vs baseline", "RER of the narrower dendritic model against the full base"),
     ("failures", "failed", "failed or diverged runs, all arms (counted, never dropped)"),
@@ -223,8 +233,9 @@ def _arm_cell(g: stats.GroupSummary, arm: str) -> Cell:
 
 
 def _rer_cell(c: stats.Comparison) -> Cell:
-    title = f"{c.rer.n} pairs with a defined RER; {c.unpaired} unpaired; {c.undefined} with zero reference error"
-    return Cell(fmt_rer(c.rer), c.rer.mean, title, verdict_class(c) if c.verdict in ("better", "worse") else "")
+    title = (f"RER of the mean errors over {c.rer.n} pairs ({c.informative} informative); {c.unpaired} unpaired; "
+             f"mean per-pair RER {fmt_rer(c.rer_per_pair)}")
+    return Cell(fmt_rer(c.rer), c.rer.mean, title, verdict_class(c) if c.significant else "")
 
 
 def _signed(v: float) -> str:
@@ -278,7 +289,7 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
     grade_text = "publishable" if row.publishable else {"smoke": "pipeline check", "quick": "quick"}.get(
         row.grade, row.grade)
     protocol, claim_id = g.protocol, g.claim
-    verdict = verdict_text(cb) + (" · no dendrites" if row.warning else "")
+    verdict = verdict_text(cb) + (" · no dendrites" if row.warning and not cb.null_note else "")
     row.cells = {
         "task": Cell(row.title, k.task.lower(), g.description),
         "baseline": _arm_cell(g, "baseline"),
@@ -301,6 +312,12 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
         "diff": _diff_cell(cb),
         "p_improve": Cell(fmt_pct(cb.p_improvement, signed=False), cb.p_improvement,
                           f"{cb.improved} of {cb.pairs} pairs improved"),
+        "with_dendrites": Cell(cb.with_dendrites or "–", cb.pairs - cb.null_pairs if cb.with_dendrites else None,
+                               cb.null_message or "", "warn" if cb.null_pairs else ""),
+        "informative": Cell(f"{cb.informative} of {cb.pairs}" if cb.pairs else "–", cb.informative,
+                            f"ties: |error difference| <= {cb.tie_tolerance:g}"),
+        "rer_per_pair": Cell(fmt_rer(cb.rer_per_pair), cb.rer_per_pair.mean,
+                             f"{cb.rer_per_pair.n} pairs with a defined RER; {cb.undefined} with zero reference error"),
         "verdict_wide": Cell(verdict_text(cw), cw.verdict, "", verdict_class(cw)),
         "rer_compressed": _rer_cell(cc),
         "failures": Cell(str(sum(fails.values())), sum(fails.values()),

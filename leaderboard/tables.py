@@ -16,6 +16,7 @@ from dendrobench.evidence import stats
 from .formatting import (
     BRACKETS,
     PLUS_MINUS,
+    RER_CI_MEANING,
     clip,
 )
 from .model import ALL_COLUMNS, IndexRow, claim_text, claims_for, missing_tasks, newest_finish
@@ -34,6 +35,8 @@ CSV_FIELDS = (
     "compressed_mean", "compressed_low", "compressed_high", "compressed_ok", "compressed_failed",
     "rer_mean", "rer_low", "rer_high", "rer_pairs", "p_value", "diff_mean", "diff_low", "diff_high",
     "p_improvement", "significant", "anecdotal", "verdict", "null_arm",
+    "null_pairs", "with_dendrites", "informative_pairs", "tie_tolerance",
+    "rer_per_pair_mean", "rer_per_pair_low", "rer_per_pair_high", "rer_per_pair_n",
     "rer_wide_mean", "rer_wide_low", "rer_wide_high", "rer_wide_pairs", "p_value_wide", "p_improvement_wide",
     "verdict_wide",
     "rer_compressed_mean", "rer_compressed_low", "rer_compressed_high", "rer_compressed_pairs", "verdict_compressed",
@@ -68,6 +71,10 @@ def csv_record(row: IndexRow) -> dict[str, Any]:
         "p_value": _n(cb.p_value), "diff_mean": _n(d.mean), "diff_low": _n(d.low), "diff_high": _n(d.high),
         "p_improvement": _n(cb.p_improvement), "significant": cb.significant, "anecdotal": cb.anecdotal,
         "verdict": cb.verdict, "null_arm": cb.null_arm,
+        "null_pairs": cb.null_pairs, "with_dendrites": cb.with_dendrites or "",
+        "informative_pairs": cb.informative, "tie_tolerance": cb.tie_tolerance,
+        "rer_per_pair_mean": _n(cb.rer_per_pair.mean), "rer_per_pair_low": _n(cb.rer_per_pair.low),
+        "rer_per_pair_high": _n(cb.rer_per_pair.high), "rer_per_pair_n": cb.rer_per_pair.n,
         "p_value_wide": _n(cw.p_value), "p_improvement_wide": _n(cw.p_improvement),
         "verdict_wide": cw.verdict, "verdict_compressed": cc.verdict,
         "params_ratio": _n(cb.cost_ratios.get("params")), "flops_ratio": _n(cb.cost_ratios.get("flops_per_sample")),
@@ -116,12 +123,16 @@ def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str,
     lines = ["# dendrobench leaderboard", "",
              f"From {sum(len(r.group.records) for r in rows)} runs, the newest finished {generated}"
              + (f" ({skipped} unusable record file(s) skipped)" if skipped else "") + ".", "",
-             "- RER = (error_baseline − error_dendrites) / error_baseline per seed pair, averaged; "
-             f"{BRACKETS}.",
+             "- RER = (mean error_baseline − mean error_dendrites) / mean error_baseline over the seed pairs "
+             f"(the RER of the mean errors: the quantity the verdict tests); [low, high] is {RER_CI_MEANING}. "
+             "The mean per-pair RER is a secondary column.",
              f"- Arm columns: test metric (validation where marked (val)), mean ± SD; {PLUS_MINUS}. Effect: mean "
-             "paired difference of that metric in its own units [95 % interval].",
+             "paired difference of that metric in its own units; for it and the mean per-pair RER, "
+             f"{BRACKETS}.",
              f"- Verdict: better / worse only at p < {stats.ALPHA} in a two-sided exact sign-flip test of the "
-             f"paired error differences, which needs at least {stats.MIN_PAIRS} seed pairs; smoke rows are "
+             f"paired error differences, which needs at least {stats.MIN_PAIRS} seed pairs that are not ties "
+             "(\"cannot decide: only k informative pairs\" otherwise); the test assumes a symmetric "
+             "distribution of differences under no effect; smoke rows are "
              "pipeline checks without a verdict; publishable = at least "
              f"{stats.PUBLISH_MIN_PAIRS} seed pairs at a standard or full budget.",
              ]

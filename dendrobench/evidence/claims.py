@@ -323,12 +323,22 @@ def _errors_by_seed(records: list[dict[str, Any]], protocol: str, arm: str) -> d
 
 
 def claim_summary(claim: Claim, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The claim's figure beside what its records give: per protocol the paired RER over seeds
-    (mean, 95 % t interval, n), for the published protocol also how often one seed alone reaches
+    """The claim's figure beside what its records give: per protocol the RER of the mean errors
+    over seed pairs (estimate, 95 % interval of the inverted paired test, n), for the published protocol also how often one seed alone reaches
     the claimed figure, the steps ratio, and the RER against the dendritic run's own first phase
     (the baseline some claims used)."""
     from dendrobench.contract.metrics import get_evaluator
-    from dendrobench.evidence.stats import rer, scale_settings, t_interval
+    from dendrobench.evidence.stats import (
+        ALPHA,
+        null_reason,
+        rer,
+        rer_test_interval,
+        scale_settings,
+        sign_flip_pvalue,
+        t_interval,
+        tie_tolerance_of,
+        untied,
+    )
 
     records = [r for r in records if r.get("claim") == claim.id]
     # one set of settings only, never pooled: a smoke check, another task version or other data
@@ -339,12 +349,22 @@ def claim_summary(claim: Claim, records: list[dict[str, Any]]) -> dict[str, Any]
     records = max(sets.values(), key=len) if sets else []
     left_out = sum(len(v) for v in sets.values()) - len(records)
 
+    first = next((r for r in records if r.get("metric")), None)
+    tolerance = tie_tolerance_of(first, str((first or {}).get("metric", {}).get("name", "")))
+
     def paired(protocol: str, arm: str, ref: str) -> dict[str, Any]:
+        """The leaderboard's headline estimand (issue 24): the RER of the mean errors over the
+        seed pairs, ties zeroed, with the paired test inverted as its interval; ``values`` are
+        the per-pair RERs (how often one seed alone reaches the claim)."""
         a, b = _errors_by_seed(records, protocol, arm), _errors_by_seed(records, protocol, ref)
-        values = [rer(b[s], a[s]) for s in sorted(set(a) & set(b))]
-        values = [v for v in values if v is not None]
-        iv = t_interval(values)
-        return {"mean": iv.mean, "low": iv.low, "high": iv.high, "n": iv.n, "values": values}
+        seeds = sorted(set(a) & set(b))
+        values = [v for v in (rer(b[s], a[s]) for s in seeds) if v is not None]
+        ref_err = [b[s] for s in seeds]
+        point, low, high = rer_test_interval(ref_err, untied([b[s] - a[s] for s in seeds], tolerance),
+                                             sign_flip_pvalue, ALPHA)
+        null = {r["seed"] for r in records if r.get("protocol") == protocol and r["arm"] == arm and null_reason(r)}
+        return {"mean": point, "low": low, "high": high, "n": len(seeds) if point is not None else 0,
+                "values": values, "null_pairs": len(null & set(seeds))}
 
     out: dict[str, Any] = {"claimed": claim.claimed.get("value"), "quantity": claim.claimed.get("quantity"),
                            "published": paired("published", "dendrites", "baseline"),
@@ -383,9 +403,11 @@ def _pct(x: float | None) -> str:
 def _cell(d: dict[str, Any]) -> str:
     if not d.get("n"):
         return "not run"
+    n, null = d["n"], d.get("null_pairs", 0)
+    flag = f"; null arm: {n - null} of {n} selected models had dendrites" if 2 * null > n else ""
     if d.get("low") is None:
-        return f"{_pct(d['mean'])} (n={d['n']})"
-    return f"{_pct(d['mean'])} [{_pct(d['low'])}, {_pct(d['high'])}] (n={d['n']})"
+        return f"{_pct(d['mean'])} (n={n}){flag}"
+    return f"{_pct(d['mean'])} [{_pct(d['low'])}, {_pct(d['high'])}] (n={n}){flag}"
 
 
 def claim_table(records: list[dict[str, Any]], not_run: dict[str, str] | None = None) -> str:

@@ -121,11 +121,12 @@ class Convergence:
 
 def shown_verdict(conv: Convergence | None, verdict: str) -> str:
     """The verdict a reader sees: replaced by "under-trained: no verdict" on an under-trained row.
-    Rows without pairs, smoke pipeline checks and too-few-seeds rows keep their own wording (they
-    give no verdict anyway)."""
+    Rows without pairs, smoke pipeline checks, too-few-seeds and cannot-decide rows keep their own
+    wording (they give no verdict anyway)."""
     if conv is None or not conv.under_trained:
         return verdict
-    if verdict == stats.NO_PAIRS or verdict == stats.PIPELINE_CHECK or verdict.startswith(stats.TOO_FEW):
+    if verdict == stats.NO_PAIRS or verdict == stats.PIPELINE_CHECK or verdict.startswith(
+            (stats.TOO_FEW, stats.CANNOT_DECIDE)):
         return verdict
     return NO_VERDICT
 

@@ -11,15 +11,17 @@ Two rules, kept here so that the verdict and the headline number cannot drift ap
   same quantity relative to the reference: ``mean(d) / mean(e_reference)``, the RER of the mean
   errors (:func:`rer_of_means`), over the same tie-zeroed differences. Since errors are >= 0 the
   headline RER always has the sign of the tested mean, which the mean of per-pair RERs (a mean of
-  ratios, over-weighting seeds with a small reference error) does not. Its 95 % interval is a
-  paired BCa bootstrap (``scipy.stats.bootstrap``): an interval, not the verdict.
+  ratios, over-weighting seeds with a small reference error) does not. Its 95 % interval is the
+  verdict's own test inverted (:func:`rer_test_interval`), so it excludes 0 exactly when the verdict
+  is "better" or "worse". :func:`rer_of_means_interval`, a paired BCa bootstrap, is kept for
+  comparison: at 10 pairs it is too narrow (on the published cifar10 row it excluded 0 at p = 0.24).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -87,3 +89,42 @@ def rer_of_means_interval(err_reference: Sequence[float], diffs: Sequence[float]
         if math.isfinite(low) and math.isfinite(high):
             return point, low, high
     return point, None, None
+
+
+def rer_test_interval(err_reference: Sequence[float], diffs: Sequence[float],
+                      pvalue: Callable[[np.ndarray], np.ndarray], alpha: float = 0.05, iterations: int = 50
+                      ) -> tuple[float | None, float | None, float | None]:
+    """(RER of the mean errors, low, high): the interval of the verdict's own test, inverted.
+
+    ``theta`` is in the interval when the paired test (``pvalue``: the sign-flip p-value of each row
+    of a 2-D array) does not reject ``diffs - theta * err_reference``, i.e. "the arm's error is
+    ``(1 - theta)`` times the reference's, up to a symmetric difference". At ``theta = 0`` that is
+    the tested ``diffs`` themselves, so 0 lies outside the interval exactly when the verdict is
+    "better" or "worse": the interval cannot contradict the verdict, as a bootstrap interval can at
+    10 pairs (BCa is too narrow there: on the published cifar10 row it excluded 0 at p = 0.24).
+    Its coverage holds under the test's own assumption. The ends are found by bisection outward from the
+    estimate (where the test gives p = 1); None where no ``theta`` is ever rejected (too few
+    pairs: the test cannot reach ``alpha``) and below 2 pairs.
+    """
+    e = np.asarray(err_reference, dtype=float)
+    d = np.asarray(diffs, dtype=float)
+    point = rer_of_means(e, d)
+    if point is None or len(e) < 2:
+        return point, None, None
+
+    def rejected(theta: float) -> bool:
+        return bool(pvalue((d - theta * e)[None, :])[0] < alpha)
+
+    ends = []
+    for sign in (-1.0, 1.0):
+        width = max(abs(point), 1e-3)
+        while not rejected(point + sign * width):
+            width *= 2
+            if width > 1e6:
+                return point, None, None
+        inside, outside = 0.0, width
+        for _ in range(iterations):
+            mid = (inside + outside) / 2
+            inside, outside = (inside, mid) if rejected(point + sign * mid) else (mid, outside)
+        ends.append(point + sign * inside)
+    return point, float(ends[0]), float(ends[1])

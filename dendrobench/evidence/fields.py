@@ -72,19 +72,32 @@ def claim_of(record: dict[str, Any]) -> str | None:
 def null_reason(record: dict[str, Any]) -> str | None:
     """Why an ok dendritic run is a null arm (no dendrites where it matters), or None.
 
-    Uses the runner's ``dendrites.null_arm`` flag when present; for older records, ``added == 0``
-    ("added no dendrites") or ``at_selected == 0`` ("the selected model has 0 dendrites").
+    Judged by what was *selected*, whatever the stored flag says (issue 24): a record whose
+    ``dendrites.at_selected`` is 0 is null, including the "added, then all dropped" runs that older
+    runners stored as ``null_arm: false`` (the validation-selected model is then the base model and
+    its test metric the base model's). The runner's ``dendrites.null_arm`` / ``null_reason`` are
+    used for the wording and for runs without a count; without either, ``added == 0`` means null.
+    ``at_selected`` of None is an engine that cannot count its dendrites: unknown, not 0.
     """
     if record.get("arm") not in DENDRITIC_ARMS or not usable(record):
         return None
     d = record.get("dendrites") or {}
-    flag = d.get("null_arm")
-    if flag is not None:
-        return str(d.get("null_reason") or "no dendrites") if flag else None
-    if _num(d.get("added")) == 0:
-        return "added no dendrites"
-    if _num(d.get("at_selected")) == 0:
+    flag, stored = d.get("null_arm"), d.get("null_reason")
+    selected, added, final = _num(d.get("at_selected")), _num(d.get("added")), _num(d.get("final"))
+    if selected == 0:
+        if flag and stored:
+            return str(stored)
+        if added == 0:
+            return "added no dendrites"
+        if added is not None and final == 0:
+            return f"added {added:.0f} dendrites, then dropped all of them: the selected model is the base model"
         return "the selected model has 0 dendrites"
+    if selected is not None:
+        return None
+    if flag is not None:
+        return str(stored or "no dendrites") if flag else None
+    if added == 0:
+        return "added no dendrites"
     return None
 
 

@@ -15,13 +15,22 @@ samples. The full argument, with references, is in ``docs/statistics.md``; the r
   conservative ``(1 + k) / (1 + B)`` p-value. The smallest two-sided p-value of ``n`` pairs is
   ``2 / 2**n``: with fewer than :data:`MIN_PAIRS` (6) pairs no data can reach ``p < 0.05``, and the
   verdict says so instead of pretending.
+* **Ties** (issue 24, :mod:`dendrobench.evidence.estimands`): differences within the metric's
+  ``tie_tolerance`` (its evaluator's resolution) are set to 0 before the test; only the other,
+  *informative* pairs carry a sign, and the 6-pair rule counts them.
+* **Headline RER** (``Comparison.rer``): the RER of the mean errors, mean(d) / mean(err_ref), over
+  the tested differences, with the test inverted as its 95 % interval: it shares the verdict's sign,
+  and excludes 0 exactly when the verdict is "better" or "worse".
 * **Intervals** (:class:`Interval`) are Student-t 95 % intervals of a mean over seeds: for the mean
-  per-pair RER (``Comparison.rer``), for the mean paired difference in the metric's own units
+  per-pair RER (``Comparison.rer_per_pair``), for the mean paired difference in the metric's own units
   (``Comparison.diff``) and for each arm's metric (``ArmSummary.test_metric`` ...). They are
   descriptive; the verdict rests on the test alone.
 * **Verdict** (:attr:`Comparison.verdict`, precedence in this order): "no pairs"; "pipeline check"
-  for smoke budgets (never a verdict); "too few seeds for a verdict: need 6"; "better" / "worse" at
-  ``p < 0.05`` (direction from the mean error difference); otherwise "no significant difference".
+  for smoke budgets (never a verdict); "too few seeds for a verdict: need 6"; "cannot decide: only k
+  informative pairs" (fewer than 6 pairs are not ties); "better" / "worse" at ``p < 0.05``
+  (direction from the mean tie-zeroed error difference); otherwise "no significant difference".
+  A row where most pairs' dendritic model has no dendrites adds "; null arm: k of n selected
+  models had dendrites" and is not publishable.
 * **Rows.** Records are grouped by everything that changes a result except arm and seed: task, its
   version and its options (``task_options``), dataset, data source, budget name *and* resolved budget spec, protocol and claim
   (shared by every arm), plus engine and engine parameters (dendrites, wide and compressed arms),
@@ -44,9 +53,10 @@ samples. The full argument, with references, is in ``docs/statistics.md``; the r
 * **Grade.** A row's grade is its budget name. Smoke rows get "pipeline check"; a row is
   :attr:`GroupSummary.publishable` only at ``standard`` or ``full`` with at least 10 complete seed
   pairs of dendrites against baseline (OGB's rule) and a dendritic arm that really has dendrites.
-* **Null arm.** A dendritic run that added no dendrites, or whose validation-selected model has none,
-  is flagged (``record["dendrites"]["null_arm"]``; derived from ``added`` / ``at_selected`` for older
-  records); :attr:`Comparison.null_arm` is true when every ok run of the arm is such a run.
+* **Null arm.** A dendritic record whose validation-selected model has no dendrites
+  (``dendrites.at_selected == 0``, whatever its stored ``null_arm`` flag says) or that added none is
+  null (:func:`null_reason`); :attr:`Comparison.null_arm` is true when every ok run of the arm is
+  such a run, :attr:`Comparison.null_pairs` counts the null pairs.
 * Cost ratios are ratios of the arm means over ok runs (params at inference and forward FLOPs per
   sample of the selected model, training wall-clock, optimizer steps); a ratio with a missing or zero
   denominator is None.
@@ -61,6 +71,9 @@ from typing import Any
 
 import numpy as np
 from scipy import stats as sps
+
+from dendrobench.contract import metrics
+from dendrobench.evidence.estimands import informative, rer_test_interval, untied  # noqa: F401
 
 # what a record says and what a row is live in their own modules; their names stay importable from
 # here, where the leaderboard, the claims and the CLI have always found them
@@ -97,42 +110,37 @@ from dendrobench.evidence.grouping import (  # noqa: F401
     labels,
     scale_settings,
 )
+from dendrobench.evidence.verdicts import (  # noqa: F401
+    ALPHA,
+    BETTER,
+    CANNOT_DECIDE,
+    MIN_PAIRS,
+    MIN_SEEDS,
+    N_RESAMPLES,
+    NO_DIFFERENCE,
+    NO_PAIRS,
+    NULL_ARM,
+    PIPELINE_CHECK,
+    TOO_FEW,
+    WORSE,
+    cannot_decide_verdict,
+    min_pairs_for,
+    too_few_verdict,
+    verdict,
+    with_dendrites_text,
+)
 
 ARMS = ("baseline", "dendrites", "wide", "compressed")
 # (arm, reference): dendrites against the base model and against the capacity control, and the
 # narrower dendritic model against the full base model (the "smaller and as good" claim).
 COMPARISONS: tuple[tuple[str, str], ...] = (("dendrites", "baseline"), ("dendrites", "wide"),
                                             ("compressed", "baseline"))
-ALPHA = 0.05  # two-sided significance level of every verdict
 CONFIDENCE = 0.95  # level of every interval
-N_RESAMPLES = 9_999  # sign flips: all 2**n when 2**n <= this (n <= 13), else this many random ones
 PERM_SEED = 20_260_123  # fixed so that a page rebuilt from the same records is identical
 TIE_TOLERANCE = 1e-9  # relative: sign patterns this close to the observed |mean| count as ties
 PUBLISH_MIN_PAIRS = 10  # OGB's rule: at least 10 seeds
 PUBLISH_GRADES = ("standard", "full")
 COST_KEYS = ("params", "flops_per_sample", "wall_s", "steps")
-
-# the verdicts a Comparison can give (TOO_FEW is a prefix: the full text names the pairs needed)
-BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no significant difference"
-PIPELINE_CHECK, NO_PAIRS = "pipeline check", "no pairs"
-TOO_FEW = "too few seeds for a verdict"
-
-
-def min_pairs_for(alpha: float = ALPHA) -> int:
-    """Fewest pairs whose exact two-sided sign-flip test can reach ``p < alpha`` (min p = 2 / 2**n)."""
-    n = 1
-    while 2.0 / 2**n >= alpha:
-        n += 1
-    return n
-
-
-MIN_PAIRS = min_pairs_for()  # 6 at alpha = 0.05
-MIN_SEEDS = MIN_PAIRS  # the name the leaderboard used before the sign-flip test
-
-
-def too_few_verdict(needed: int = MIN_PAIRS) -> str:
-    return f"{TOO_FEW}: need {needed}"
-
 
 @dataclass
 class Interval:
@@ -200,20 +208,31 @@ class ArmSummary:
 class Comparison:
     """``arm`` against ``reference`` over seed pairs. The fields other helpers rely on:
 
-    * ``p_value``: two-sided exact sign-flip test of the mean paired error difference (None without
-      pairs);
-    * ``rer``: :class:`Interval` of the mean per-pair RER = (err_ref - err_arm) / err_ref, positive
-      when ``arm`` has the lower error; ``rer.n`` pairs with a defined RER;
+    * ``p_value``: two-sided exact sign-flip test of the mean paired error difference, ties (pairs
+      within the metric's ``tie_tolerance``) set to 0 (None without pairs); ``informative``: the
+      pairs that are not ties, the only ones that carry a sign;
+    * ``rer``: the headline RER, the RER of the mean errors mean(d) / mean(err_ref) over the tested
+      (tie-zeroed) differences, with the 95 % interval of the test inverted (the RERs it does not
+      reject: :func:`estimands.rer_test_interval`, which excludes 0 exactly when the verdict is
+      "better" or "worse"); positive when ``arm`` has the lower mean error, always the sign of the
+      tested mean; ``rer.n`` pairs behind it;
+    * ``rer_per_pair``: :class:`Interval` (Student-t) of the mean per-pair RER
+      (err_ref - err_arm) / err_ref, a secondary column (a mean of ratios over-weights seeds with a
+      small reference error); ``rer_per_pair.n`` pairs with a defined RER;
     * ``diff``: :class:`Interval` of the mean paired difference of the *test metric* in its own units,
       signed so that positive means ``arm`` is better (metric_arm - metric_ref when higher is better,
       metric_ref - metric_arm when lower is better: same sign as RER);
     * ``p_improvement``: fraction of complete pairs where ``arm`` had the strictly lower error;
-    * ``verdict``: one of "better", "worse", "no significant difference",
-      "too few seeds for a verdict: need N", "pipeline check", "no pairs";
-    * ``significant``: the verdict is "better" or "worse";
+    * ``test_verdict``: one of "better", "worse", "no significant difference",
+      "cannot decide: only K informative pairs", "too few seeds for a verdict: need N",
+      "pipeline check", "no pairs";
+    * ``verdict``: ``test_verdict``, followed by "; null arm: K of N selected models had dendrites"
+      when most pairs' dendritic model has none (``mostly_null``);
+    * ``significant``: the test verdict is "better" or "worse";
     * ``null_arm`` / ``null_runs`` / ``null_message``: whether the dendritic ``arm`` really had
       dendrites (``null_arm``: no ok run's selected model had any, so the comparison is of the base
-      model against ``reference``).
+      model against ``reference``); ``null_pairs``: complete pairs whose dendritic record is null
+      (:func:`null_reason`), ``with_dendrites``: "K of N selected models had dendrites" over the pairs.
     """
 
     arm: str
@@ -222,12 +241,17 @@ class Comparison:
     seeds: list[int] = field(default_factory=list)  # seeds with a defined RER, in order
     rers: list[float] = field(default_factory=list)
     pair_seeds: list[int] = field(default_factory=list)  # every complete ok pair, in order
-    error_diffs: list[float] = field(default_factory=list)  # err_ref - err_arm per pair (test input)
+    error_diffs: list[float] = field(default_factory=list)  # err_ref - err_arm per pair, as recorded
+    ref_errors: list[float] = field(default_factory=list)  # err_ref per pair (the RER's denominator)
+    tie_tolerance: float = 0.0  # |err_ref - err_arm| at most this is a tie (the evaluator's resolution)
     metric_diffs: list[float] = field(default_factory=list)  # per pair, signed like ``diff``
     rer: Interval = field(default_factory=lambda: EMPTY)
+    rer_per_pair: Interval = field(default_factory=lambda: EMPTY)
     diff: Interval = field(default_factory=lambda: EMPTY)
     p_value: float | None = None
     pairs: int = 0  # complete ok pairs, including those with an undefined RER
+    informative: int = 0  # pairs whose error difference is not a tie
+    null_pairs: int = 0  # pairs whose dendritic record is a null arm (dendritic arms only)
     improved: int = 0  # pairs with error(arm) < error(reference)
     undefined: int = 0  # pairs whose reference error is 0
     unpaired: int = 0  # seeds present in either arm without an ok partner
@@ -241,18 +265,50 @@ class Comparison:
         return self.improved / self.pairs if self.pairs else None
 
     @property
+    def test_diffs(self) -> np.ndarray:
+        """The differences the test and the headline RER use: ties set to exactly 0."""
+        return untied(self.error_diffs, self.tie_tolerance)
+
+    @property
+    def test_verdict(self) -> str:
+        """What the paired test says, without the null-arm note (see :attr:`verdict`)."""
+        d = self.test_diffs
+        return verdict(self.pairs, self.p_value, float(d.mean()) if len(d) else 0.0, self.grade,
+                       self.informative)
+
+    @property
+    def mostly_null(self) -> bool:
+        """More than half of the pairs compare a dendritic record without dendrites (issue 24)."""
+        return self.pairs > 0 and 2 * self.null_pairs > self.pairs
+
+    @property
+    def with_dendrites(self) -> str | None:
+        """"K of N selected models had dendrites" over the complete pairs (dendritic arms only)."""
+        if self.arm not in DENDRITIC_ARMS or not self.pairs:
+            return None
+        return with_dendrites_text(self.pairs - self.null_pairs, self.pairs)
+
+    @property
+    def null_note(self) -> str:
+        """What a mostly null row adds to its verdict ("" otherwise)."""
+        if not self.mostly_null or self.test_verdict in (NO_PAIRS, PIPELINE_CHECK):
+            return ""
+        return f"{NULL_ARM}: {self.with_dendrites}"
+
+    @property
     def verdict(self) -> str:
-        return verdict(self.pairs, self.p_value, float(np.mean(self.error_diffs)) if self.error_diffs else 0.0,
-                       self.grade)
+        note = self.null_note
+        return f"{self.test_verdict}; {note}" if note else self.test_verdict
 
     @property
     def significant(self) -> bool:
-        return self.verdict in (BETTER, WORSE)
+        return self.test_verdict in (BETTER, WORSE)
 
     @property
     def too_few(self) -> bool:
-        """Too few pairs for the test ever to reach p < 0.05 (the verdict names how many are needed)."""
-        return self.verdict.startswith(TOO_FEW)
+        """Too few pairs, or too few informative ones, for the test ever to reach p < 0.05 (the
+        verdict names how many are needed / how many there were)."""
+        return self.test_verdict.startswith((TOO_FEW, CANNOT_DECIDE))
 
     @property
     def anecdotal(self) -> bool:
@@ -328,9 +384,11 @@ class GroupSummary:
 
     @property
     def publishable(self) -> bool:
-        """>= 10 complete dendrites/baseline seed pairs at a standard or full budget, dendrites present."""
+        """>= 10 complete dendrites/baseline seed pairs at a standard or full budget, dendrites in
+        the selected model of at least half of them (a mostly null row is no dendrite result)."""
         c = self.comparison("dendrites", "baseline")
-        return self.grade in PUBLISH_GRADES and c.pairs >= PUBLISH_MIN_PAIRS and not c.null_arm
+        return (self.grade in PUBLISH_GRADES and c.pairs >= PUBLISH_MIN_PAIRS and not c.null_arm
+                and not c.mostly_null)
 
     def comparison(self, arm: str, reference: str) -> Comparison:
         return self.comparisons.get((arm, reference)) or Comparison(arm, reference, grade=self.grade)
@@ -399,20 +457,6 @@ def sign_flip_pvalue(diffs: Any, n_resamples: int = N_RESAMPLES, seed: int = PER
     return float(p[0]) if x.ndim == 1 else p.reshape(x.shape[:-1])
 
 
-def verdict(n_pairs: int, p_value: float | None, direction: float, grade: str | None = None) -> str:
-    """The verdict for ``n_pairs`` complete pairs with test p-value ``p_value``; ``direction`` is
-    the mean error difference (positive: the arm has the lower error). See the module docstring."""
-    if n_pairs == 0:
-        return NO_PAIRS
-    if grade == "smoke":
-        return PIPELINE_CHECK
-    if n_pairs < MIN_PAIRS:
-        return too_few_verdict()
-    if p_value is not None and math.isfinite(p_value) and p_value < ALPHA and direction != 0:
-        return BETTER if direction > 0 else WORSE
-    return NO_DIFFERENCE
-
-
 # -- summaries --------------------------------------------------------------------------------
 def summarize_arm(arm: str, records: Sequence[dict[str, Any]], metric: str, superseded: int = 0) -> ArmSummary:
     s = ArmSummary(arm=arm, runs=len(records), superseded=superseded)
@@ -450,11 +494,20 @@ def null_message(arm: str, reference: str, null_runs: int, ok: int) -> str | Non
     return f"selected model has 0 dendrites: this row compares {base}"
 
 
+def tie_tolerance_of(record: dict[str, Any] | None, metric: str) -> float:
+    """The tie tolerance a row uses: the record's ``metric.tie_tolerance`` where a plugin's
+    evaluator stored one, else the built-in evaluator's (:func:`metrics.tie_tolerance`)."""
+    stored = _num(((record or {}).get("metric") or {}).get("tie_tolerance"))
+    return stored if stored is not None and stored >= 0 else metrics.tie_tolerance(metric)
+
+
 def compare(arm: str, reference: str, by_seed: dict[tuple[str, int], dict[str, Any]],
             arms: dict[str, ArmSummary], metric: str = "", higher_is_better: bool = True,
-            grade: str | None = None) -> Comparison:
-    """Pair ``arm`` with ``reference`` seed by seed, test and summarise (module docstring)."""
-    c = Comparison(arm, reference, grade=grade)
+            grade: str | None = None, tie_tolerance: float | None = None) -> Comparison:
+    """Pair ``arm`` with ``reference`` seed by seed, test and summarise (module docstring).
+    ``tie_tolerance``: error differences within it are ties (default: the metric's evaluator's)."""
+    c = Comparison(arm, reference, grade=grade,
+                   tie_tolerance=metrics.tie_tolerance(metric) if tie_tolerance is None else tie_tolerance)
     seeds = sorted({s for (a, s) in by_seed if a in (arm, reference)})
     sign = 1.0 if higher_is_better else -1.0
     for seed in seeds:
@@ -466,7 +519,9 @@ def compare(arm: str, reference: str, by_seed: dict[tuple[str, int], dict[str, A
         ea, er = float(a["error"]), float(r["error"])
         c.pair_seeds.append(seed)
         c.error_diffs.append(er - ea)
+        c.ref_errors.append(er)
         c.improved += ea < er
+        c.null_pairs += arm in DENDRITIC_ARMS and null_reason(a) is not None
         # the metric difference on the split each error was scored on, so it agrees with the RER
         ma, mr = metric_value(a, metric, report_split(a)), metric_value(r, metric, report_split(r))
         if ma is not None and mr is not None:
@@ -477,9 +532,13 @@ def compare(arm: str, reference: str, by_seed: dict[tuple[str, int], dict[str, A
             continue
         c.seeds.append(seed)
         c.rers.append(value)
-    c.rer = t_interval(c.rers)
+    c.rer_per_pair = t_interval(c.rers)
     c.diff = t_interval(c.metric_diffs)
-    c.p_value = sign_flip_pvalue(c.error_diffs) if c.error_diffs else None
+    tested = c.test_diffs
+    c.informative = informative(c.error_diffs, c.tie_tolerance)
+    c.p_value = sign_flip_pvalue(tested) if c.error_diffs else None
+    point, low, high = rer_test_interval(c.ref_errors, tested, sign_flip_pvalue, ALPHA)
+    c.rer = Interval(point, low, high, c.pairs if point is not None else 0)
     sa, sr = arms.get(arm), arms.get(reference)
     for key in COST_KEYS:
         c.cost_ratios[key] = _ratio(getattr(sa, key, None), getattr(sr, key, None))
@@ -503,7 +562,8 @@ def summarize_group(key: GroupKey, records: Sequence[dict[str, Any]],
         recs = [r for (a, _), r in by_seed.items() if a == arm]
         if recs:
             arms[arm] = summarize_arm(arm, recs, metric, superseded.get(arm, 0))
-    comparisons = {(a, ref): compare(a, ref, by_seed, arms, metric, hib, key.budget)
+    tolerance = tie_tolerance_of(first, metric)
+    comparisons = {(a, ref): compare(a, ref, by_seed, arms, metric, hib, key.budget, tolerance)
                    for a, ref in COMPARISONS if a in arms and ref in arms}
     return GroupSummary(
         key=key, modality=modality_of(first), description=description_of(first), metric=metric,

@@ -139,18 +139,21 @@ def warm_up(task: Task, model: nn.Module, build: Callable[[list[nn.Parameter]], 
     return time.perf_counter() - t0
 
 
-def null_arm_reason(added: Any, at_selected: int, final: int, selected_epoch: int) -> str | None:
-    """Why a dendritic run has no dendrites where it matters, or None (issue 9 item 5).
+def null_arm_reason(added: Any, at_selected: int | None, final: int | None, selected_epoch: int) -> str | None:
+    """Why a dendritic run has no dendrites where it matters, or None (issue 9 item 5, issue 24).
 
-    An engine that added dendrites but cannot count them (``dendrite_count`` left at 0) is not
-    flagged: the count is unknown, not zero.
+    Judged by the selected model: dendrites added and then all dropped (PAI's rollback) leave the
+    base model, as surely as none added. ``None`` counts are an engine that cannot count its
+    dendrites (it does not override ``dendrite_count``): unknown, not 0, so not flagged.
     """
-    if not added and final == 0:
+    if not added and not final:
         return "added no dendrites: this arm trained the base model"
-    if final > 0 and at_selected == 0:
+    if at_selected is None or at_selected > 0:
+        return None
+    if final:
         return (f"the selected model (epoch {selected_epoch}) has 0 dendrites (the final model has {final}): "
                 "its test metric is the base model's")
-    return None
+    return f"added {added} dendrites, then dropped all of them: the selected model is the base model"
 
 
 def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device: torch.device,
@@ -258,7 +261,9 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
         # model's beside them; they differ when the selected checkpoint predates a dendrite cycle
         flops_sel = flops_per_sample(best_model, task.inputs(sample), task.batch_size(sample))
         final_inf, sel_inf = engine.inference_params(model), engine.inference_params(best_model)
-        sel_count, final_count = engine.dendrite_count(best_model), engine.dendrite_count(model)
+        counted = spec.engine is None or type(engine).dendrite_count is not DendriteEngine.dendrite_count
+        sel_count, final_count = ((engine.dendrite_count(best_model), engine.dendrite_count(model)) if counted
+                                  else (None, None))  # an engine that cannot count: unknown, not 0
         same = final_inf == sel_inf and sel_count == final_count
         record.params = {"train": count_params(best_model, trainable_only=True), "inference": sel_inf,
                          "final_train": count_params(model, trainable_only=True), "final_inference": final_inf}
