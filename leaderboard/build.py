@@ -32,6 +32,7 @@ from dendrobench.evidence import stats
 from dendrobench.evidence.not_run import NOT_RUN_FILE, load_not_run  # noqa: F401 - part of this module's API
 
 from . import claims_page, svg
+from .cross_task import CrossTask, cross_task, headline_first, profile_series
 from .formatting import (  # noqa: F401 - part of this module's API  # noqa: F401 - part of this module's API
     BRACKETS,
     CI_MEANING,
@@ -123,6 +124,24 @@ def forest_rows(rows: Sequence[IndexRow], link: Callable[[IndexRow], str | None]
         out.append(svg.ForestRow(label, sub, link(row), [_estimate("baseline", cb), _estimate("wide", cw)],
                                  marks, muted=row.smoke))
     return out
+
+
+def _profile_chart(answers: Sequence[CrossTask]) -> svg.Markup | None:
+    """The headline engine's RER profile against the baseline and against the wide control."""
+    if not answers:
+        return None
+    engine = answers[0].engine
+    series = []
+    for a in answers:
+        if a.engine != engine:
+            continue
+        pts = profile_series(a)
+        series.append(svg.Series(arm="baseline" if a.result.reference == "baseline" else "wide",
+                                 label=f"dendrites ({engine}) vs {a.result.reference}",
+                                 points=[(x, v) for x, v, _, _ in pts], mean=True,
+                                 band=[(x, lo, hi) for x, _, lo, hi in pts]))
+    return svg.line_chart(f"RER profile across tasks: fraction of seed pairs with RER above the threshold "
+                          f"(engine {engine})", "RER threshold (%)", "fraction of seed pairs", series)
 
 
 def _curves(g: stats.GroupSummary) -> svg.Markup | None:
@@ -392,8 +411,10 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     forest_all = svg.forest("dendrites, RER per row (smoke rows included)", forest_rows(rows, index_link))
     modalities = sorted({r.group.modality for r in rows})
     engines = sorted({r.key.engine for r in rows})
+    answers = headline_first(cross_task(rows))
     index = out / "index.html"
     index.write_text(env.get_template("index.html.j2").render(
+        answers=answers, profile=_profile_chart(answers),
         **common, rows=rows, columns=COLUMNS, details=DETAILS, data=data, modalities=modalities, engines=engines,
         forest_main=forest_main, forest_all=forest_all, n_smoke=sum(r.smoke for r in rows),
         sources=sorted({r.key.data_source for r in rows}),
@@ -403,7 +424,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     forest_file = out / "forest.svg"  # the index's forest plot on its own, for the README
     forest_file.write_text(svg.standalone(forest_main, env.globals["css"]), encoding="utf-8")
     headline = out / "headline.md"
-    headline.write_text(render_headline(rows, records, not_run, claims), encoding="utf-8")
+    headline.write_text(render_headline(rows, records, not_run, claims, answers), encoding="utf-8")
     md = out / "leaderboard.md"
     md.write_text(render_markdown(rows, len(problems), generated, not_run), encoding="utf-8")
     csv_path = out / "leaderboard.csv"

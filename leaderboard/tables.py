@@ -155,7 +155,8 @@ HEADLINE_COLUMNS = ("task", "source", "engine", "budget", "seeds", "rer", "verdi
 
 
 def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]],
-                    not_run: dict[str, str] | None = None, claims: Sequence[dict[str, Any]] = ()) -> str:
+                    not_run: dict[str, str] | None = None, claims: Sequence[dict[str, Any]] = (),
+                    answers: Sequence[Any] = ()) -> str:
     """The README's headline, generated so that it cannot drift from the site: the task rows (no
     smoke rows, no claim protocols), a row for each task that was not run with the reason, then the
     claim table. tests/test_published_site.py checks that the README carries this text verbatim."""
@@ -165,7 +166,10 @@ def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]],
     names = {c: h for c, h, _ in ALL_COLUMNS}
     task_rows = sorted((r for r in rows if not r.smoke and not r.key.claim),
                        key=lambda r: (r.key.task, r.key.engine != "gd", r.key.engine))
-    lines = ["| " + " | ".join(names[c] for c in HEADLINE_COLUMNS) + " |", "|" + "---|" * len(HEADLINE_COLUMNS)]
+    # the one answer across tasks first (leaderboard/cross_task.py), then the rows it comes from
+    lines = [f"- {a.sentence} ({a.scope}; 95 % stratified-bootstrap intervals)" for a in answers]
+    lines += [""] if answers else []
+    lines += ["| " + " | ".join(names[c] for c in HEADLINE_COLUMNS) + " |", "|" + "---|" * len(HEADLINE_COLUMNS)]
     lines += ["| " + " | ".join(_md(r.cells[c].text) for c in HEADLINE_COLUMNS) + " |" for r in task_rows]
     for task, why in missing_tasks(rows, not_run).items():
         cells = dict.fromkeys(HEADLINE_COLUMNS, "–")

@@ -8,12 +8,12 @@ import pytest
 
 from dendrobench.evidence.aggregate import (
     aggregate,
-    bootstrap,
     iqm,
     per_seed_rer,
     prob_less,
     probability_of_improvement,
     profile,
+    stratified_indices,
 )
 
 
@@ -40,10 +40,13 @@ def test_per_seed_rer_and_profile() -> None:
 
 
 def test_bootstrap_resamples_within_each_task_only() -> None:
-    scores = {"a": ([1.0] * 5, [1.0] * 5), "b": ([2.0] * 7, [3.0] * 7)}
-    seen = bootstrap(lambda s: np.array([s["a"][0].mean(), s["b"][1].mean(), len(s["b"][0])]), scores,
-                     paired=False, resamples=50)
-    assert np.all(seen == [1.0, 3.0, 7])
+    idx = stratified_indices({"a": 5, "b": 7}, resamples=200, seed=0)
+    assert idx["a"].shape == (200, 5) and idx["b"].shape == (200, 7)
+    assert idx["a"].min() >= 0 and idx["a"].max() == 4 and idx["b"].max() == 6
+    # a task whose runs are all equal keeps its value in every resample, whatever the others do
+    scores = {"a": ([0.5] * 5, [1.0] * 5), "b": (list(np.linspace(0.1, 0.9, 7)), [0.5] * 7)}
+    agg = aggregate("dendrites", "baseline", scores, taus=[0.4, 0.45], resamples=300)
+    assert min(agg.profile_low) >= 0.5  # task a: RER 0.5 in every resample, above both taus
 
 
 def test_aggregate_is_deterministic_and_refuses_unpaired_input() -> None:
@@ -53,7 +56,7 @@ def test_aggregate_is_deterministic_and_refuses_unpaired_input() -> None:
                                                                                      resamples=200)
     assert one == two
     assert one.runs == 30 and one.seeds_per_task == {"a": 10, "b": 10, "c": 10}
-    assert one.sentence().startswith("Across 3 tasks x 10 seeds, P(dendrites beat an equal-step baseline) = ")
+    assert one.sentence().startswith("Across 3 tasks × 10 seeds, P(dendrites beat an equal-step baseline) = ")
     with pytest.raises(ValueError, match="paired by seed"):
         aggregate("dendrites", "baseline", {"a": ([0.1, 0.2], [0.1])})
 
@@ -77,8 +80,8 @@ def _simulate(shift: float, trials: int, seed: int) -> tuple[float, float]:
 
 def test_intervals_cover_the_null_and_exclude_a_known_effect() -> None:
     """On a null the 95 % intervals cover "no effect" in most trials; on a 10 % error reduction they
-    exclude it in most. Measured at 300 resamples over 200 null trials: P(improvement) covered 0.5 in
-    100 % (each arm resampled on its own is conservative), the IQM interval covered 0 in 92.5 %
+    exclude it in most. Measured at 300 resamples over 300 null trials: P(improvement) covered 0.5 in
+    100 % (each arm resampled on its own is conservative), the IQM interval covered 0 in 91.3 %
     (percentile intervals at 10 seeds per task run a little short); at a 10 % effect neither covered
     "no effect" in any of 100 trials. The thresholds leave room for 60 and 30 trials' noise.
     """

@@ -1,0 +1,98 @@
+"""The leaderboard's one answer across tasks (issue 22.3): which rows enter the aggregate, and the
+aggregate of each comparison (computed by :mod:`dendrobench.evidence.aggregate`).
+
+Part of the model layer: computed once from the index rows, then formatted by the views (the
+index's opening section, the README headline). The rule for which rows enter:
+
+* task rows only: no smoke rows, no claim protocols, only ``protocol=matched`` (equal steps; a tuned
+  or forked row answers another question);
+* one engine at a time: the engine's rows, one per task (the largest budget the task has a row at,
+  ``full`` > ``standard`` > ``quick``), so that no baseline seed enters twice;
+* at least 2 tasks, each with complete seed pairs.
+
+Each task is one stratum of the bootstrap; its tie tolerance is its metric's
+(:func:`dendrobench.contract.metrics.tie_tolerance`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dendrobench.contract import metrics
+from dendrobench.evidence import stats
+from dendrobench.evidence.aggregate import Aggregate, aggregate
+
+from .model import IndexRow
+
+GRADE_ORDER = ("quick", "standard", "full")
+CROSS_COMPARISONS = (("dendrites", "baseline", "an equal-step baseline"),
+                     ("dendrites", "wide", "the baseline widened to the same parameters"))
+MIN_TASKS = 2
+
+
+@dataclass
+class CrossTask:
+    """One aggregate with what it was computed from, for the views."""
+
+    engine: str
+    reference_words: str
+    result: Aggregate
+    rows: list[IndexRow]
+
+    @property
+    def sentence(self) -> str:
+        return self.result.sentence(self.reference_words)
+
+    @property
+    def scope(self) -> str:
+        names = ", ".join(f"{r.key.task} ({r.key.budget})" for r in self.rows)
+        return f"engine {self.engine}, matched budgets, one row per task: {names}"
+
+
+def paired_errors(g: stats.GroupSummary, arm: str, reference: str) -> tuple[list[float], list[float]]:
+    """The row's usable errors of ``arm`` and ``reference``, paired by seed (seeds with both only)."""
+    by = {(r["arm"], int(r["seed"])): r for r in g.records if stats.usable(r)}
+    seeds = sorted(s for (a, s) in by if a == arm and (reference, s) in by)
+    return [float(by[(arm, s)]["error"]) for s in seeds], [float(by[(reference, s)]["error"]) for s in seeds]
+
+
+def _rank(row: IndexRow) -> int:
+    return GRADE_ORDER.index(row.grade) if row.grade in GRADE_ORDER else -1
+
+
+def cross_task(rows: Sequence[IndexRow]) -> list[CrossTask]:
+    """Every comparison and engine with at least :data:`MIN_TASKS` task rows (rule in the module doc)."""
+    out = []
+    engines = sorted({r.key.engine for r in rows if r.key.engine not in ("none", "")})
+    for arm, reference, words in CROSS_COMPARISONS:
+        for engine in engines:
+            best: dict[str, IndexRow] = {}
+            for r in rows:
+                if (r.smoke or r.key.claim or r.key.protocol != "matched" or r.key.engine != engine
+                        or r.group.comparison(arm, reference) is None or _rank(r) < 0):
+                    continue
+                if not paired_errors(r.group, arm, reference)[0]:
+                    continue
+                if r.key.task not in best or _rank(r) > _rank(best[r.key.task]):
+                    best[r.key.task] = r
+            if len(best) < MIN_TASKS:
+                continue
+            chosen = [best[t] for t in sorted(best)]
+            scores = {r.key.task: paired_errors(r.group, arm, reference) for r in chosen}
+            tolerance = {r.key.task: metrics.tie_tolerance(r.group.metric) for r in chosen}
+            out.append(CrossTask(engine, words, aggregate(arm, reference, scores, tolerance), chosen))
+    return out
+
+
+def headline_first(answers: Sequence[CrossTask]) -> list[CrossTask]:
+    """The aggregates in reading order: dendrites against the equal-step baseline first, the engine
+    with the most tasks first (gd, the default engine, on a tie), then against the wide control."""
+    return sorted(answers, key=lambda a: (a.result.reference != "baseline", -len(a.result.tasks),
+                                          a.engine != "gd", a.engine))
+
+
+def profile_series(answer: CrossTask) -> list[tuple[float, float, float, float]]:
+    """(tau in %, fraction above, low, high) for the profile figure."""
+    r = answer.result
+    return [(100 * t, v, lo, hi) for t, v, lo, hi in zip(r.taus, r.profile, r.profile_low, r.profile_high)]
