@@ -29,6 +29,7 @@ import yaml
 
 from dendrobench.errors import UserError
 from dendrobench.evidence import stats
+from dendrobench.evidence.multiplicity import adjust_families
 from dendrobench.evidence.not_run import NOT_RUN_FILE, load_not_run  # noqa: F401 - part of this module's API
 
 from . import claims_page, svg
@@ -387,7 +388,9 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     not_run = load_not_run(results_dirs)  # a malformed file is refused before anything is written
     records, problems = load_records(results_dirs, warn)
     claims = load_claims(claims_path)
-    rows = [make_row(g, claims) for g in stats.summarize(records)]
+    groups = stats.summarize(records)
+    adjust_families(groups)  # Holm over each comparison's rows, before any view formats a verdict
+    rows = [make_row(g, claims) for g in groups]
     (out / "tasks").mkdir(parents=True, exist_ok=True)
     generated = generated or newest_finish(records)
     env = _env()

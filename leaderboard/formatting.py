@@ -77,6 +77,10 @@ def verdict_text(c: stats.Comparison, always_p: bool = False) -> str:
     text = c.test_verdict
     if (c.significant or always_p) and c.p_value is not None:
         text += f" (p = {fmt_p(c.p_value)})"
+    if c.significant and c.p_holm is not None and c.family_size > 1:
+        # the per-row test stays the verdict; Holm says whether it survives the family (issue 22.4)
+        holds = "holds" if c.p_holm < stats.ALPHA else "not significant"
+        text += f", {holds} after Holm over {c.family_size} rows (p = {fmt_p(c.p_holm)})"
     return f"{text}; {c.null_note}" if c.null_note else text
 
 

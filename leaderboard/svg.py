@@ -291,8 +291,8 @@ def forest(title: str, rows: Sequence[ForestRow], floor: float = RER_FLOOR) -> M
     body.append(f'<line class="zero" x1="{zx:.1f}" x2="{zx:.1f}" y1="{top}" y2="{height - bottom}" stroke="#1d2430" '
                 f'stroke-width="1.2" stroke-dasharray="4 3"><title>RER 0: no difference</title></line>')
     body.append(f'<text x="{(FOREST_LABEL_W + FOREST_W) / 2:.0f}" y="{height - 3}" text-anchor="middle" class="label">'
-                f'relative error reduction (RER) of dendrites, mean and 95 % interval over seed pairs; right of 0 = '
-                f'fewer errors</text>')
+                f'relative error reduction (RER) of dendrites, of the mean errors, with the paired test\'s 95 % interval; '
+                f'right of 0 = fewer errors</text>')
     for i, r in enumerate(rows):
         cy = top + FOREST_ROW_H * i + FOREST_ROW_H / 2
         cls = "forest-row muted" if r.muted else "forest-row"

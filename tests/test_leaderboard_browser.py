@@ -100,6 +100,7 @@ def test_site_in_chromium(tmp_path: Path) -> None:
                 page.set_viewport_size({"width": width, "height": 800})
                 page.evaluate("window.scrollTo(0, 0)")
                 assert page.evaluate("document.documentElement.scrollWidth") <= width, f"horizontal scroll at {width}"
+                assert _in_first_viewport(page, page.locator("#answer .lead")), width  # the answer across tasks
                 assert _in_first_viewport(page, page.locator("#forest-main svg.forest")), width
                 assert _in_first_viewport(page, bbbp.locator("td.verdict")), width
                 assert "better" in bbbp.locator("td.verdict").inner_text()

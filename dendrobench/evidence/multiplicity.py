@@ -16,7 +16,8 @@ them leaves every chosen row's p-value valid, and Holm over the chosen rows keep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,3 +36,24 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     out = np.empty(m)
     out[order] = adjusted
     return [float(v) for v in out]
+
+
+def in_family(comparison: Any) -> bool:
+    """A comparison the test can decide: a p-value, not a pipeline check, enough informative pairs."""
+    from dendrobench.evidence.stats import NO_PAIRS, PIPELINE_CHECK
+
+    return (comparison.p_value is not None and not comparison.too_few
+            and comparison.test_verdict not in (NO_PAIRS, PIPELINE_CHECK))
+
+
+def adjust_families(groups: Iterable[Any], comparisons: Sequence[tuple[str, str]] | None = None) -> None:
+    """Set ``p_holm`` and ``family_size`` on every decidable comparison of ``groups``
+    (:class:`dendrobench.evidence.stats.GroupSummary`): one family per comparison kind (dendrites vs
+    baseline, dendrites vs wide, compressed vs baseline), over every row that shows it."""
+    from dendrobench.evidence.stats import COMPARISONS
+
+    groups = list(groups)
+    for key in comparisons or COMPARISONS:
+        family = [g.comparisons[key] for g in groups if key in g.comparisons and in_family(g.comparisons[key])]
+        for c, adjusted in zip(family, holm([c.p_value for c in family])):
+            c.p_holm, c.family_size = adjusted, len(family)

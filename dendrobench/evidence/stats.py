@@ -239,6 +239,10 @@ class Comparison:
     null_runs: int = 0
     null_arm: bool = False
     null_message: str | None = None
+    # Holm's adjustment over the family of rows of the same comparison (evidence/multiplicity.py):
+    # set by the leaderboard, None where the row is not in a family (smoke, cannot decide)
+    p_holm: float | None = None
+    family_size: int = 0
 
     @property
     def p_improvement(self) -> float | None:
