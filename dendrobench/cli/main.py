@@ -71,7 +71,7 @@ def _cmd_leaderboard(argv: list[str]) -> int:
 
 
 def _cmd_check_task(argv: list[str]) -> int:
-    from dendrobench.authoring.checks import main as check_main
+    from dendrobench.authoring.check_cli import main as check_main
 
     return check_main(argv)
 

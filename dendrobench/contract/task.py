@@ -251,6 +251,20 @@ class Task:
             raise unknown_choice("budget", name, self.budgets) from None
 
 
+def require_task_data(task: Task, got: Any) -> TaskData:
+    """``got`` if it is a :class:`TaskData`, else a TypeError naming the type and the plugin's
+    ``load_data``: the runner and ``check-task`` both call this, so they report the same line
+    instead of an ``AttributeError`` deep inside the runner."""
+    if isinstance(got, TaskData):
+        return got
+    from dendrobench.contract.diagnostics import defined_at
+
+    where = defined_at(type(task).load_data)
+    at = f" (at {where})" if where else ""
+    raise TypeError(f"load_data must return dendrobench.api.TaskData(train, val, test, dataset, source), "
+                    f"got {type(got).__name__}{at}")
+
+
 def cache_dir(*parts: str) -> Path:
     """dendrobench's cache folder (``$DENDROBENCH_CACHE`` or ``~/.cache/dendrobench``), for tasks'
     downloads and derived files, so nothing lands in the user's working directory."""

@@ -46,7 +46,7 @@ from dendrobench.contract.engine import DendriteEngine, EngineContext
 from dendrobench.contract.options import as_dict as options_dict
 from dendrobench.contract.options import identity_options, parse_options
 from dendrobench.contract.registry import get_engine_class, get_task
-from dendrobench.contract.task import Budget, Task, TaskData, move_to
+from dendrobench.contract.task import Budget, Task, TaskData, move_to, require_task_data
 from dendrobench.errors import UserError
 from dendrobench.running import interrupts, watchdog
 from dendrobench.running.config import RunConfig, effective_timeout
@@ -613,8 +613,8 @@ class Suite:
             attempts = self._load_attempts.setdefault(seed, [])
             try:
                 with self.network_guard(attempts):
-                    cache[seed] = self.task.load_data(
-                        self.run.data_source, seed, Path(self.run.data_root).expanduser() if self.run.data_root else None)
+                    cache[seed] = require_task_data(self.task, self.task.load_data(
+                        self.run.data_source, seed, Path(self.run.data_root).expanduser() if self.run.data_root else None))
             except Exception as exc:  # noqa: BLE001 - recorded per run below
                 exc.dendrobench_stage = "load_data"  # type: ignore[attr-defined]
                 cache[seed] = exc
