@@ -290,7 +290,7 @@ def test_check_task_does_not_compare_when_online_data_is_not_here():
         single_source = False
 
     (r,) = check_task(TwoSources(), only=["sources_differ"])
-    assert r.status == "pass" and "online data not available here, not compared" in r.reason
+    assert r.status == "warn" and "online data not available here" in r.reason and "--source online --root" in r.reason
 
 
 def test_record_carries_the_dataset_the_loader_returned(tmp_path):
