@@ -397,7 +397,8 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
         **common, rows=rows, columns=COLUMNS, details=DETAILS, data=data, modalities=modalities, engines=engines,
         forest_main=forest_main, forest_all=forest_all, n_smoke=sum(r.smoke for r in rows),
         sources=sorted({r.key.data_source for r in rows}),
-        problems=[(str(p), why) for p, why in problems], claims=claims, n_records=len(records),
+        problems=[(str(p), why) for p, why in problems], claims=claims_shown(claims, rows, not_run),
+        n_records=len(records),
         not_run=missing_tasks(rows, not_run),
         results_dirs=[str(d) for d in results_dirs]), encoding="utf-8")
     forest_file = out / "forest.svg"  # the index's forest plot on its own, for the README
@@ -410,9 +411,24 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     csv_path.write_text(render_csv(rows), encoding="utf-8")
     claims_path_out = out / "claims.html"
     claims_path_out.write_text(env.get_template("claims.html.j2").render(
-        **common, claims=claims_page.claim_context(rows, not_run=not_run)), encoding="utf-8")
+        **common, claims=claims_page.claim_context(rows, not_run=not_run) if has_claim_runs(rows, not_run) else []),
+        encoding="utf-8")
     _write_manifest(out, [index, md, csv_path, claims_path_out, forest_file, headline, *pages.values()], previous)
     return BuildResult(out, index, pages, md, csv_path, rows, problems, claims_path_out, headline)
+
+
+def claims_shown(claims: Sequence[dict[str, Any]], rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> list:
+    """The reference claims of the tasks this site has rows (or a not-run reason) for: a plugin-only
+    results folder gets no table of the built-in tasks' claims."""
+    tasks = {r.key.task for r in rows} | set(not_run or {})
+    return [c for c in claims if c.get("task") in tasks]
+
+
+def has_claim_runs(rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> bool:
+    """Whether the claims page has anything to show: a claim's runs, or a reason one was not run."""
+    from dendrobench.evidence.claims import load_claims as registry
+
+    return any(r.key.claim for r in rows) or bool(set(not_run or {}) & set(registry()))
 
 
 # -- for the CLI ------------------------------------------------------------------------------
@@ -427,6 +443,12 @@ def format_task_row(records: Sequence[dict[str, Any]], task: str) -> str:
     recs = [r for r in records if r.get("task") == task]
     if not recs:
         return f"{task}: no runs recorded"
+    if not any(stats.usable(r) for r in recs):  # a row of dashes would hide why: say it
+        failed = sum(r.get("status") == "failed" for r in recs)
+        what = f"all {len(recs)} runs failed" if failed == len(recs) else \
+            f"none of the {len(recs)} runs has a score ({failed} failed, {len(recs) - failed} diverged)"
+        first = next((str(r["message"]) for r in recs if r.get("message")), "")
+        return f"{task}: {what}, so there is no leaderboard row" + (f"; first: {first}" if first else "")
     claims = claims_for(task, load_claims())
     lines = []
     groups = stats.summarize(recs)

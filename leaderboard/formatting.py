@@ -19,6 +19,19 @@ def fmt_value(v: float | None) -> str:
     return f"{v:.1f}" if a >= 100 else f"{v:.2f}" if a >= 10 else f"{v:.3f}"
 
 
+def fmt_signed(v: float | None) -> str:
+    """A signed difference in the metric's units: as :func:`fmt_value`, but a difference below 0.01
+    keeps two significant digits, so a small effect reads ``+0.00031 [-0.00012, +0.00074]``, not
+    ``+0.000 [-0.000, +0.000]``."""
+    if v is None or not math.isfinite(v):
+        return "–"
+    if v == 0:
+        return "0"
+    if abs(v) < 0.01:
+        return f"{v:+.2g}"
+    return ("+" if v > 0 else "") + fmt_value(v)
+
+
 def fmt_interval(iv: stats.Interval) -> str:
     """``mean ± SD`` over seeds: on every output of dendrobench "±" is the standard deviation over
     seeds (as in the end-of-run table); a 95 % interval is always written ``[low, high]``."""

@@ -325,9 +325,9 @@ def test_check_task_applies_the_new_task_name_rule(capsys):
 
 
 def test_check_task_list_points_to_docs_in_the_repo(capsys):
-    from dendrobench.authoring import checks
+    from dendrobench.authoring import check_cli
 
-    assert checks.main(["--list"]) == 0
+    assert check_cli.main(["--list"]) == 0
     out = capsys.readouterr().out
     assert "DESIGN.md" not in out and "docs/plugins.md" in out
     assert (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").is_file()

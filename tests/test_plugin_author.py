@@ -116,3 +116,77 @@ def test_plugin_location_skips_library_frames(frames_inside):
     except Exception as exc:  # noqa: BLE001
         where = plugin_location(exc)
     assert where.startswith(" (at test_plugin_author.py:"), where
+
+
+# -- point 3: every Budget field documented, listed without torch --------------------------------
+def test_every_budget_field_has_a_meaning_in_the_torch_free_table_and_in_plugins_md():
+    from dataclasses import fields
+
+    from dendrobench.contract.budget_fields import BUDGET_FIELD_DOCS
+    from dendrobench.contract.task import Budget
+
+    names = [f.name for f in fields(Budget)]
+    assert list(BUDGET_FIELD_DOCS) == names  # same fields, in the dataclass's order
+    assert all(len(doc) > 15 for doc in BUDGET_FIELD_DOCS.values())
+    docs = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    missing = [n for n in names if f"| `{n}` |" not in docs]
+    assert not missing, f"docs/plugins.md's budget table lacks {missing}"
+
+
+def test_list_budgets_names_every_field_with_its_meaning(capsys):
+    from dendrobench.cli.listing import main
+    from dendrobench.contract.budget_fields import BUDGET_FIELD_DOCS
+
+    assert main(["budgets"]) == 0
+    out = capsys.readouterr().out
+    for name, doc in BUDGET_FIELD_DOCS.items():
+        assert f"  {name:<26} {doc}" in out
+    assert "budget_overrides.FIELD=VALUE" in out
+
+
+# -- point 5: the dendrite count says it is a total ----------------------------------------------
+def test_null_arm_message_says_the_final_count_is_a_total_over_layers():
+    from dendrobench.running.runner import null_arm_reason
+
+    msg = null_arm_reason(6, 0, 6, 1)
+    assert "final model has 6 in total, summed over its layers; max_dendrites counts per layer" in msg
+
+
+def test_scaffold_and_plugins_md_no_longer_promise_a_minute_per_arm():
+    root = Path(__file__).parents[1]
+    for path in (root / "docs" / "plugins.md", root / "dendrobench/authoring/templates/new_task/README.md.j2"):
+        assert "about a minute per arm" not in path.read_text(), path
+
+
+# -- point 6: wording ----------------------------------------------------------------------------
+def test_a_task_whose_runs_all_failed_says_so_not_no_runs_recorded():
+    import recordfactory as rf
+    from dendrobench.leaderboard.build import format_task_row
+
+    recs = [rf.make_record("mine", arm, 0, None, status="failed", message="loading data failed: boom").to_dict()
+            for arm in ("baseline", "dendrites")]
+    text = format_task_row(recs, "mine")
+    assert text == "mine: all 2 runs failed, so there is no leaderboard row; first: loading data failed: boom"
+
+
+def test_a_plugin_only_site_shows_no_built_in_claims(tmp_path):
+    import recordfactory as rf
+    from dendrobench.leaderboard.build import build_site
+
+    rf.write(tmp_path / "res", rf.paired("my-plugin-task", {"baseline": [.2, .3], "dendrites": [.1, .25]}))
+    res = build_site([tmp_path / "res"], tmp_path / "site")
+    index = res.index.read_text()
+    assert "my-plugin-task" in index
+    assert "Published claims and reference numbers" not in index and "Abhishek Nandy" not in index
+    claims = res.claims.read_text()
+    assert "pai-hackathon-bbbp" not in claims and "No published claim was re-run" in claims
+    # a bbbp row keeps its claims table
+    rf.write(tmp_path / "res2", rf.paired("bbbp", {"baseline": [.2, .3], "dendrites": [.1, .25]}))
+    assert "Published claims and reference numbers" in build_site([tmp_path / "res2"], tmp_path / "s2").index.read_text()
+
+
+def test_small_effects_keep_two_significant_digits():
+    from dendrobench.leaderboard.formatting import fmt_signed
+
+    assert [fmt_signed(v) for v in (0.00031, -0.00012, 0.0, 0.0123, -0.25, 12.5)] == \
+        ["+0.00031", "-0.00012", "0", "+0.012", "-0.250", "+12.50"]

@@ -444,3 +444,4 @@ def check_task(name_or_task: str | Task | type[Task], only: Sequence[str] | None
     return [check.run() for check in task_checks(name_or_task, only, source=source, root=root)]
 
 
+

@@ -256,7 +256,7 @@ def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print, table
         from dendrobench.leaderboard.build import format_task_row, site_command
     except ImportError:
         return records
-    echo(format_task_row(records, run.task))
+    echo(format_task_row(records, str(records[0]["task"]) if records else run.task))  # the name, not an import path
     echo(f"build the leaderboard: {site_command([suite.results_dir])}")
     return records
 

@@ -108,7 +108,8 @@ class Budget:
         valid = set(self.__dataclass_fields__)
         bad = set(overrides) - valid
         if bad:
-            raise ConfigError(f"unknown budget field(s) {sorted(bad)}; valid fields: {', '.join(sorted(valid))}")
+            raise ConfigError(f"unknown budget field(s) {sorted(bad)}; valid fields: {', '.join(sorted(valid))} "
+                              "(dendrobench list budgets says what each means)")
         return replace(self, **overrides)
 
     def spec(self) -> dict[str, Any]:

@@ -303,7 +303,8 @@ def null_arm_reason(added: Any, at_selected: int, final: int, selected_epoch: in
     if not added and final == 0:
         return "added no dendrites: this arm trained the base model"
     if final > 0 and at_selected == 0:
-        return (f"the selected model (epoch {selected_epoch}) has 0 dendrites (the final model has {final}): "
+        return (f"the selected model (epoch {selected_epoch}) has 0 dendrites (the final model has {final} in total, "
+                "summed over its layers; max_dendrites counts per layer): "
                 "its test metric is the base model's")
     return None
 
