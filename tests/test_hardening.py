@@ -180,11 +180,13 @@ def test_failed_data_loading_is_said_once_per_seed_with_the_arms_it_blocked(tmp_
     said: list[str] = []
     recs = suite(tmp_path, "badtasks:DataFails", arms=["baseline", "dendrites", "wide"], echo=said.append).run_all()
     assert [r["status"] for r in recs] == ["failed"] * 3
-    assert all(r["message"] == "loading data failed: RuntimeError: the data file is corrupt" for r in recs)
+    lines = (Path(__file__).parent / "badtasks.py").read_text().splitlines()
+    line = lines.index('        raise RuntimeError("the data file is corrupt")') + 1
+    message = f"loading data failed: RuntimeError: the data file is corrupt (at badtasks.py:{line})"  # the plugin's line
+    assert all(r["message"] == message for r in recs)
     assert recs[0]["extra"]["blocked_arms"] == ["baseline", "dendrites", "wide"]
     failures = [s for s in said if "corrupt" in s]
-    assert failures == ["seed 0: loading data failed: RuntimeError: the data file is corrupt "
-                        "(arms not run: baseline, dendrites, wide)"]
+    assert failures == [f"seed 0: {message} (arms not run: baseline, dendrites, wide)"]
 
 
 # -- items 12, 13: leftovers of killed processes; file modes ---------------------------------------

@@ -190,3 +190,19 @@ def test_small_effects_keep_two_significant_digits():
 
     assert [fmt_signed(v) for v in (0.00031, -0.00012, 0.0, 0.0123, -0.25, 12.5)] == \
         ["+0.00031", "-0.00012", "0", "+0.012", "-0.250", "+12.50"]
+
+
+def test_a_failed_run_s_record_names_the_plugin_line(tmp_path):
+    from dendrobench.running.config import RunConfig, validate
+    from dendrobench.running.runner import Suite
+
+    def record(task: str) -> dict:
+        run = RunConfig(task=task, budget="smoke", seed=0, arms=["baseline"], results_dir=str(tmp_path / task),
+                        progress=False)
+        validate(run)
+        (rec,) = Suite(run, echo=lambda s: None).run_all()
+        assert rec["status"] == "failed"
+        return rec
+
+    assert record("author_tasks:RaisesInTorch")["message"].endswith(f"(at author_tasks.py:{line_of('TORCH_CALL')})")
+    assert record("author_tasks:ColumnOutput")["message"].endswith(f"(at author_tasks.py:{line_of('LOSS_LINE')})")

@@ -42,6 +42,7 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 import dendrobench
+from dendrobench.contract.diagnostics import plugin_location
 from dendrobench.contract.engine import DendriteEngine, EngineContext
 from dendrobench.contract.options import as_dict as options_dict
 from dendrobench.contract.options import identity_options, parse_options
@@ -714,7 +715,7 @@ class Suite:
             record.status = "failed"
             stage = getattr(exc, "dendrobench_stage", stage)
             prefix = "loading data failed: " if stage == "load_data" else ""
-            record.message = f"{prefix}{type(exc).__name__}: {exc}"
+            record.message = f"{prefix}{type(exc).__name__}: {exc}{plugin_location(exc, self.task)}"
             record.extra["failed_in"] = stage
             record.extra["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
             if stage == "load_data":
