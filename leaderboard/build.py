@@ -445,7 +445,7 @@ def format_task_row(records: Sequence[dict[str, Any]], task: str) -> str:
         return f"{task}: no runs recorded"
     if not any(stats.usable(r) for r in recs):  # a row of dashes would hide why: say it
         failed = sum(r.get("status") == "failed" for r in recs)
-        what = f"all {len(recs)} runs failed" if failed == len(recs) else \
+        what = ("its only run failed" if len(recs) == 1 else f"all {len(recs)} runs failed") if failed == len(recs) else \
             f"none of the {len(recs)} runs has a score ({failed} failed, {len(recs) - failed} diverged)"
         first = next((str(r["message"]) for r in recs if r.get("message")), "")
         return f"{task}: {what}, so there is no leaderboard row" + (f"; first: {first}" if first else "")

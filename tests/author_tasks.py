@@ -73,7 +73,7 @@ class ReturnsTuple(CsvTask):
 class RaisesInTorch(CsvTask):
     def load_data(self, source, seed, root=None):
         data = super().load_data(source, seed, root)
-        torch.cat([torch.zeros(2, 3), torch.zeros(2, 4)])  # <- TORCH_CALL
+        nn.Linear(3, 4)(torch.zeros(2, 5))  # <- TORCH_CALL (raises inside torch's Python code: linear.py)
         return data
 
 

@@ -206,3 +206,15 @@ def test_a_failed_run_s_record_names_the_plugin_line(tmp_path):
 
     assert record("author_tasks:RaisesInTorch")["message"].endswith(f"(at author_tasks.py:{line_of('TORCH_CALL')})")
     assert record("author_tasks:ColumnOutput")["message"].endswith(f"(at author_tasks.py:{line_of('LOSS_LINE')})")
+
+
+def test_the_end_of_run_summary_of_a_plugin_run_by_import_path_says_its_runs_failed(tmp_path, cli_env):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "dendrobench", "task=author_tasks:ReturnsTuple", "budget=smoke",
+                          "seeds=1", "arms=[baseline,dendrites]", f"results_dir={tmp_path}", "threads=1"],
+                         env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "no runs recorded" not in out.stdout
+    assert "csv-task: all 2 runs failed, so there is no leaderboard row; first: loading data failed: TypeError: " \
+           "load_data must return" in out.stdout, out.stdout + out.stderr

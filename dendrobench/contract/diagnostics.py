@@ -8,7 +8,9 @@ any layer may use it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import sys
 import sysconfig
 import traceback
 from pathlib import Path
@@ -31,12 +33,19 @@ def _is_library(path: Path) -> bool:
 
 
 def _source_root(obj: Any) -> Path | None:
-    """The folder of the file defining ``obj`` (a task instance or class), or None."""
+    """Where the plugin defining ``obj`` (a task instance or class) lives: the folder of its file
+    (its package), or the file alone when that folder is an import root such as site-packages,
+    which holds other libraries too. None when it cannot be found."""
     try:
         cls = obj if isinstance(obj, type) else type(obj)
-        return Path(inspect.getfile(cls)).resolve().parent
+        file = Path(inspect.getfile(cls)).resolve()
     except (TypeError, OSError):
         return None
+    roots = set()
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            roots.add(Path(entry or ".").resolve())
+    return file if file.parent in roots else file.parent
 
 
 def plugin_frame(exc: BaseException, task: Any = None) -> tuple[str, int] | None:
@@ -52,8 +61,8 @@ def plugin_frame(exc: BaseException, task: Any = None) -> tuple[str, int] | None
         except OSError:
             resolved.append((path, line))
     root = _source_root(task) if task is not None else None
-    if root is not None and not _is_library(root / "x.py"):
-        mine = [(p, n) for p, n in resolved if p.is_relative_to(root)]
+    if root is not None and not _is_library(root if root.suffix == ".py" else root / "x.py"):
+        mine = [(p, n) for p, n in resolved if p == root or p.is_relative_to(root)]
         if mine:
             return mine[-1][0].name, mine[-1][1] or 0
     outside = [(p, n) for p, n in resolved if not _is_library(p) and p.suffix == ".py"]
