@@ -218,3 +218,10 @@ def test_the_end_of_run_summary_of_a_plugin_run_by_import_path_says_its_runs_fai
     assert "no runs recorded" not in out.stdout
     assert "csv-task: all 2 runs failed, so there is no leaderboard row; first: loading data failed: TypeError: " \
            "load_data must return" in out.stdout, out.stdout + out.stderr
+
+
+def test_check_task_takes_a_run_s_data_settings_too(tmp_path, capsys):
+    write_csv_splits(tmp_path, duplicate=True)
+    assert check_cli.main(["author_tasks:CsvTask", "data.source=online", f"data.root={tmp_path}",
+                           "--only", "splits_disjoint"]) == 1
+    assert "test[0] == train[7]" in capsys.readouterr().out

@@ -30,10 +30,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# a run's own spelling, accepted here too: the same words select the same data
+_RUN_KEYS = {"data.source": "--source", "data.root": "--root"}
+
+
+def _run_style(argv: list[str]) -> list[str]:
+    """``data.source=online data.root=DIR`` (as a run takes them) -> ``--source online --root DIR``."""
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        out += [_RUN_KEYS[key], value] if eq and key in _RUN_KEYS else [arg]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """``dendrobench check-task NAME``: 0 all pass, 1 any fail (including a plugin that cannot be
     loaded or instantiated), 2 unknown task or bad arguments."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_run_style(sys.argv[1:] if argv is None else argv))
     if args.list:
         for name, fn in CHECKS.items():
             print(f"{name:20s} {' '.join((fn.__doc__ or '').split())}")

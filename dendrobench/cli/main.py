@@ -30,7 +30,7 @@ HELP = f"""usage: {PROG} task=NAME [key=value ...]      run a task with and with
        {PROG} claim=ID [seeds=N] [data.root=DIR]   put a published claim on trial (docs/claims.md)
        {PROG} claim-table RESULTS_DIR...       claimed | as published | matched steps | matched parameters
        {PROG} leaderboard RESULTS_DIR... --out SITE_DIR
-       {PROG} check-task NAME                  run the plugin contract checks
+       {PROG} check-task NAME [--source online --root DIR]  run the plugin contract checks
        {PROG} new-task NAME [--modality M]     scaffold a task plugin package
 
 common keys: task, dendrites (none, gd, ...), arms=[baseline,dendrites,wide,compressed],
