@@ -425,10 +425,14 @@ def claims_shown(claims: Sequence[dict[str, Any]], rows: Sequence[IndexRow], not
 
 
 def has_claim_runs(rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> bool:
-    """Whether the claims page has anything to show: a claim's runs, or a reason one was not run."""
+    """Whether the claims page lists the registered claims: when the site has a claim's runs, a row
+    of a task some claim is about, or a reason a claim was not run; not for a plugin-only site."""
     from dendrobench.evidence.claims import load_claims as registry
 
-    return any(r.key.claim for r in rows) or bool(set(not_run or {}) & set(registry()))
+    claims = registry()
+    claim_tasks = {c.task for c in claims.values()}
+    return (any(r.key.claim or r.key.task in claim_tasks for r in rows)
+            or bool(set(not_run or {}) & set(claims)))
 
 
 # -- for the CLI ------------------------------------------------------------------------------
