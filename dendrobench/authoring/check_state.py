@@ -48,7 +48,6 @@ def no_network(attempts: list[str]) -> contextlib.AbstractContextManager[list[st
     return _no_network(attempts, label="dendrobench check-task")
 
 
-
 # -- shared state of one task's checks --------------------------------------------------------
 def _describe_exc(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"

@@ -8,6 +8,7 @@ Each clause of the contract is one named check, so a failure says *which* promis
 Use from the command line::
 
     dendrobench check-task NAME          # exit 0 all pass, 1 some fail, 2 unknown task
+    dendrobench check-task NAME --source online --root DIR   # the data checks on the real files
 
 or from a plugin's own test suite::
 
@@ -19,8 +20,10 @@ or from a plugin's own test suite::
         check()                          # raises CheckFailed with the reason
 
 ``check_task(name_or_task)`` runs them all and returns a list of :class:`CheckResult`. The checks of
-one ``task_checks`` call share a lazily loaded copy of the offline data, so the data is loaded at most
-twice (once under the network guard, once more to prove the split is deterministic).
+one ``task_checks`` call share a lazily loaded copy of the data (``source="offline"`` by default, or
+``source="online", root=DIR``), so each source is loaded once, plus once more to prove the split is
+deterministic. The shared state is in :mod:`.check_state`, example hashing in :mod:`.digests`, the
+command line in :mod:`.check_cli`.
 
 What is and is not checked is stated in each check's docstring (shown by ``--list``): these are
 smoke tests of the contract, not proofs; a pass means "no violation found", not "correct".
