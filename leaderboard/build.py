@@ -49,6 +49,7 @@ from .formatting import (  # noqa: F401 - part of this module's API  # noqa: F40
     fmt_ratio,
     fmt_rer,
     fmt_value,
+    no_row_text,
     null_warning,
     slug,
     verdict_class,
@@ -397,7 +398,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
         **common, rows=rows, columns=COLUMNS, details=DETAILS, data=data, modalities=modalities, engines=engines,
         forest_main=forest_main, forest_all=forest_all, n_smoke=sum(r.smoke for r in rows),
         sources=sorted({r.key.data_source for r in rows}),
-        problems=[(str(p), why) for p, why in problems], claims=claims_shown(claims, rows, not_run),
+        problems=[(str(p), why) for p, why in problems], claims=claims_page.claims_shown(claims, rows, not_run),
         n_records=len(records),
         not_run=missing_tasks(rows, not_run),
         results_dirs=[str(d) for d in results_dirs]), encoding="utf-8")
@@ -411,28 +412,10 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     csv_path.write_text(render_csv(rows), encoding="utf-8")
     claims_path_out = out / "claims.html"
     claims_path_out.write_text(env.get_template("claims.html.j2").render(
-        **common, claims=claims_page.claim_context(rows, not_run=not_run) if has_claim_runs(rows, not_run) else []),
+        **common, claims=claims_page.claim_context(rows, not_run=not_run) if claims_page.has_claim_runs(rows, not_run) else []),
         encoding="utf-8")
     _write_manifest(out, [index, md, csv_path, claims_path_out, forest_file, headline, *pages.values()], previous)
     return BuildResult(out, index, pages, md, csv_path, rows, problems, claims_path_out, headline)
-
-
-def claims_shown(claims: Sequence[dict[str, Any]], rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> list:
-    """The reference claims of the tasks this site has rows (or a not-run reason) for: a plugin-only
-    results folder gets no table of the built-in tasks' claims."""
-    tasks = {r.key.task for r in rows} | set(not_run or {})
-    return [c for c in claims if c.get("task") in tasks]
-
-
-def has_claim_runs(rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> bool:
-    """Whether the claims page lists the registered claims: when the site has a claim's runs, a row
-    of a task some claim is about, or a reason a claim was not run; not for a plugin-only site."""
-    from dendrobench.evidence.claims import load_claims as registry
-
-    claims = registry()
-    claim_tasks = {c.task for c in claims.values()}
-    return (any(r.key.claim or r.key.task in claim_tasks for r in rows)
-            or bool(set(not_run or {}) & set(claims)))
 
 
 # -- for the CLI ------------------------------------------------------------------------------
@@ -448,11 +431,7 @@ def format_task_row(records: Sequence[dict[str, Any]], task: str) -> str:
     if not recs:
         return f"{task}: no runs recorded"
     if not any(stats.usable(r) for r in recs):  # a row of dashes would hide why: say it
-        failed = sum(r.get("status") == "failed" for r in recs)
-        what = ("its only run failed" if len(recs) == 1 else f"all {len(recs)} runs failed") if failed == len(recs) else \
-            f"none of the {len(recs)} runs has a score ({failed} failed, {len(recs) - failed} diverged)"
-        first = next((str(r["message"]) for r in recs if r.get("message")), "")
-        return f"{task}: {what}, so there is no leaderboard row" + (f"; first: {first}" if first else "")
+        return no_row_text(task, recs)
     claims = claims_for(task, load_claims())
     lines = []
     groups = stats.summarize(recs)

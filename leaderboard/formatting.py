@@ -139,3 +139,13 @@ PM_MEANING = "the standard deviation over seeds (not an interval)"
 CI_MEANING = "the 95 % Student-t confidence interval of the mean over seed pairs"
 PLUS_MINUS = f"± is {PM_MEANING}"
 BRACKETS = f"[low, high] is {CI_MEANING}"
+
+
+def no_row_text(task: str, records: list[dict[str, Any]]) -> str:
+    """Why a task with records has no leaderboard row: every run failed or diverged (the first message)."""
+    n = len(records)
+    failed = sum(r.get("status") == "failed" for r in records)
+    what = (("its only run failed" if n == 1 else f"all {n} runs failed") if failed == n
+            else f"none of the {n} runs has a score ({failed} failed, {n - failed} diverged)")
+    first = next((str(r["message"]) for r in records if r.get("message")), "")
+    return f"{task}: {what}, so there is no leaderboard row" + (f"; first: {first}" if first else "")
