@@ -51,6 +51,7 @@ from .formatting import (  # noqa: F401 - part of this module's API  # noqa: F40
     fmt_ratio,
     fmt_rer,
     fmt_value,
+    no_row_text,
     null_warning,
     slug,
     verdict_class,
@@ -421,7 +422,8 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
         **common, rows=rows, columns=COLUMNS, details=DETAILS, data=data, modalities=modalities, engines=engines,
         forest_main=forest_main, forest_all=forest_all, n_smoke=sum(r.smoke for r in rows),
         sources=sorted({r.key.data_source for r in rows}),
-        problems=[(str(p), why) for p, why in problems], claims=claims, n_records=len(records),
+        problems=[(str(p), why) for p, why in problems], claims=claims_page.claims_shown(claims, rows, not_run),
+        n_records=len(records),
         not_run=missing_tasks(rows, not_run),
         results_dirs=[str(d) for d in results_dirs]), encoding="utf-8")
     forest_file = out / "forest.svg"  # the index's forest plot on its own, for the README
@@ -434,7 +436,8 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     csv_path.write_text(render_csv(rows), encoding="utf-8")
     claims_path_out = out / "claims.html"
     claims_path_out.write_text(env.get_template("claims.html.j2").render(
-        **common, claims=claims_page.claim_context(rows, not_run=not_run)), encoding="utf-8")
+        **common, claims=claims_page.claim_context(rows, not_run=not_run) if claims_page.has_claim_runs(rows, not_run) else []),
+        encoding="utf-8")
     _write_manifest(out, [index, md, csv_path, claims_path_out, forest_file, headline, *pages.values()], previous)
     return BuildResult(out, index, pages, md, csv_path, rows, problems, claims_path_out, headline)
 
@@ -451,6 +454,8 @@ def format_task_row(records: Sequence[dict[str, Any]], task: str) -> str:
     recs = [r for r in records if r.get("task") == task]
     if not recs:
         return f"{task}: no runs recorded"
+    if not any(stats.usable(r) for r in recs):  # a row of dashes would hide why: say it
+        return no_row_text(task, recs)
     claims = claims_for(task, load_claims())
     lines = []
     groups = stats.summarize(recs)

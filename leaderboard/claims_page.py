@@ -206,3 +206,21 @@ def forest_marks(task: str, registry: dict[str, Any] | None = None) -> list[tupl
             how = "" if (claim.claimed or {}).get("quantity") == "rer" else " as RER"
             marks.append((v, f"{cid}: claimed \"{(claim.claimed or {}).get('statement', '')}\"; {_pct(v)}{how}"))
     return marks
+
+
+def claims_shown(claims: Sequence[dict[str, Any]], rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> list:
+    """The reference claims of the tasks this site has rows (or a not-run reason) for: a plugin-only
+    results folder gets no table of the built-in tasks' claims."""
+    tasks = {r.key.task for r in rows} | set(not_run or {})
+    return [c for c in claims if c.get("task") in tasks]
+
+
+def has_claim_runs(rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> bool:
+    """Whether the claims page lists the registered claims: when the site has a claim's runs, a row
+    of a task some claim is about, or a reason a claim was not run; not for a plugin-only site."""
+    from dendrobench.evidence.claims import load_claims as registry
+
+    claims = registry()
+    claim_tasks = {c.task for c in claims.values()}
+    return (any(r.key.claim or r.key.task in claim_tasks for r in rows)
+            or bool(set(not_run or {}) & set(claims)))

@@ -19,6 +19,19 @@ def fmt_value(v: float | None) -> str:
     return f"{v:.1f}" if a >= 100 else f"{v:.2f}" if a >= 10 else f"{v:.3f}"
 
 
+def fmt_signed(v: float | None) -> str:
+    """A signed difference in the metric's units: as :func:`fmt_value`, but a difference below 0.01
+    keeps two significant digits, so a small effect reads ``+0.00031 [-0.00012, +0.00074]``, not
+    ``+0.000 [-0.000, +0.000]``."""
+    if v is None or not math.isfinite(v):
+        return "–"
+    if v == 0:
+        return "0"
+    if abs(v) < 0.01:
+        return f"{v:+.2g}"
+    return ("+" if v > 0 else "") + fmt_value(v)
+
+
 def fmt_interval(iv: stats.Interval) -> str:
     """``mean ± SD`` over seeds: on every output of dendrobench "±" is the standard deviation over
     seeds (as in the end-of-run table); a 95 % interval is always written ``[low, high]``."""
@@ -139,3 +152,13 @@ RER_CI_MEANING = ("the 95 % interval of the paired test inverted: the RERs it do
                   "(it excludes 0 exactly when the verdict is better or worse)")
 PLUS_MINUS = f"± is {PM_MEANING}"
 BRACKETS = f"[low, high] is {CI_MEANING}"
+
+
+def no_row_text(task: str, records: list[dict[str, Any]]) -> str:
+    """Why a task with records has no leaderboard row: every run failed or diverged (the first message)."""
+    n = len(records)
+    failed = sum(r.get("status") == "failed" for r in records)
+    what = (("its only run failed" if n == 1 else f"all {n} runs failed") if failed == n
+            else f"none of the {n} runs has a score ({failed} failed, {n - failed} diverged)")
+    first = next((str(r["message"]) for r in records if r.get("message")), "")
+    return f"{task}: {what}, so there is no leaderboard row" + (f"; first: {first}" if first else "")

@@ -31,6 +31,7 @@ from .formatting import (
     fmt_pct,
     fmt_ratio,
     fmt_rer,
+    fmt_signed,
     fmt_value,
     null_warning,
     slug,
@@ -239,7 +240,7 @@ def _rer_cell(c: stats.Comparison) -> Cell:
 
 
 def _signed(v: float) -> str:
-    return ("+" if v > 0 else "") + fmt_value(v)
+    return fmt_signed(v)
 
 
 def _diff_cell(c: stats.Comparison) -> Cell:

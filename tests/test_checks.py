@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import ConcatDataset, Dataset, TensorDataset
 from toy_task import SpiralTask, spirals
 
-from dendrobench.authoring import checks
+from dendrobench.authoring import check_cli, checks
 from dendrobench.authoring.checks import CheckFailed, CheckResult, check_task, task_checks
 from dendrobench.contract.task import Budget, TaskData
 
@@ -213,23 +213,23 @@ def test_example_digest_sees_content_dtype_and_structure():
 
 # -- the command ------------------------------------------------------------------------------
 def test_cli_reports_each_check_and_a_summary(capsys):
-    assert checks.main(["toy_task:SpiralTask", "--only", "metadata,width_multiplier"]) == 0
+    assert check_cli.main(["toy_task:SpiralTask", "--only", "metadata,width_multiplier"]) == 0
     out = capsys.readouterr().out
     assert "PASS  metadata" in out and "PASS  width_multiplier" in out
     assert "toy_task:SpiralTask: OK: 2 passed, 0 failed" in out
 
 
 def test_cli_exit_1_when_a_check_fails(capsys):
-    assert checks.main(["test_checks:WidthIgnored", "--only", "width_multiplier"]) == 1
+    assert check_cli.main(["test_checks:WidthIgnored", "--only", "width_multiplier"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  width_multiplier" in out and "FAILED: 0 passed, 1 failed: width_multiplier" in out
 
 
 def test_cli_unknown_task_is_one_line_listing_the_tasks(capsys):
-    assert checks.main(["no-such-task"]) == 2
+    assert check_cli.main(["no-such-task"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown task 'no-such-task'; valid tasks: " in err and "bbbp" in err
-    assert checks.main(["toy_task:SpiralTask", "--only", "speed"]) == 2
+    assert check_cli.main(["toy_task:SpiralTask", "--only", "speed"]) == 2
     assert "unknown check 'speed'; valid checks: metadata" in capsys.readouterr().err
 
 
@@ -239,7 +239,7 @@ class ConstructorRaises(SpiralTask):
 
 
 def test_cli_task_that_cannot_be_created_is_a_failed_check_not_a_traceback(capsys):
-    assert checks.main(["test_checks:ConstructorRaises"]) == 1
+    assert check_cli.main(["test_checks:ConstructorRaises"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  loads" in out and "task 'test_checks:ConstructorRaises': creating the task raised RuntimeError: " \
         "needs a licence key" in out

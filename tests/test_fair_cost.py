@@ -119,7 +119,8 @@ def test_null_dendritic_arm_is_flagged_in_record_and_table(tmp_path: Path) -> No
 
 def test_null_arm_reason_rules() -> None:
     assert null_arm_reason(0, 0, 0, 3).startswith("added no dendrites")
-    assert "selected model (epoch 2) has 0 dendrites (the final model has 4)" in null_arm_reason(4, 0, 4, 2)
+    assert "selected model (epoch 2) has 0 dendrites (the final model has 4 in total, summed over its layers; " \
+           "max_dendrites counts per layer)" in null_arm_reason(4, 0, 4, 2)
     assert null_arm_reason(4, 4, 4, 5) is None
     # added, then all dropped (PAI's rollback): the selected model is the base model (issue 24)
     assert null_arm_reason(3, 0, 0, 5) == ("added 3 dendrites, then dropped all of them: "

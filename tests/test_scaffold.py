@@ -94,8 +94,11 @@ def test_every_modality_passes_check_task_as_generated(modality, tmp_path, monke
     finally:
         for mod in [m for m in sys.modules if m.startswith(names.package)]:
             del sys.modules[mod]
-    failed = [f"{r.name}: {r.reason}" for r in results if r.status != "pass"]
+    # sources_differ warns (passes) while the scaffold's online source is not implemented (issue 23)
+    failed = [f"{r.name}: {r.reason}" for r in results if r.status != "pass" and r.name != "sources_differ"]
     assert not failed, failed
+    (differ,) = [r for r in results if r.name == "sources_differ"]
+    assert differ.status == "warn" and "online data not available here" in differ.reason
 
 
 def test_templates_are_package_data():

@@ -8,6 +8,7 @@ Each clause of the contract is one named check, so a failure says *which* promis
 Use from the command line::
 
     dendrobench check-task NAME          # exit 0 all pass, 1 some fail, 2 unknown task
+    dendrobench check-task NAME --source online --root DIR   # the data checks on the real files
 
 or from a plugin's own test suite::
 
@@ -19,8 +20,10 @@ or from a plugin's own test suite::
         check()                          # raises CheckFailed with the reason
 
 ``check_task(name_or_task)`` runs them all and returns a list of :class:`CheckResult`. The checks of
-one ``task_checks`` call share a lazily loaded copy of the offline data, so the data is loaded at most
-twice (once under the network guard, once more to prove the split is deterministic).
+one ``task_checks`` call share a lazily loaded copy of the data (``source="offline"`` by default, or
+``source="online", root=DIR``), so each source is loaded once, plus once more to prove the split is
+deterministic. The shared state is in :mod:`.check_state`, example hashing in :mod:`.digests`, the
+command line in :mod:`.check_cli`.
 
 What is and is not checked is stated in each check's docstring (shown by ``--list``): these are
 smoke tests of the contract, not proofs; a pass means "no violation found", not "correct".
@@ -28,206 +31,38 @@ smoke tests of the contract, not proofs; a pass means "no violation found", not 
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import hashlib
 import math
 import re
-import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from dendrobench.authoring.check_state import (  # noqa: F401 - re-exported: plugins' tests import them here
+    CheckFailed,
+    CheckResult,
+    _describe_exc,
+    _plugin_line,
+    _shape_hint,
+    _TaskUnderTest,
+    _Warn,
+    no_network,
+)
+from dendrobench.authoring.digests import example_digest, split_digests  # noqa: F401 - re-exported (plugins' tests)
 from dendrobench.authoring.scaffold import NAME_RE, NAME_RULE
-from dendrobench.contract.task import BUDGET_NAMES, Budget, Task, TaskData
+from dendrobench.contract.task import BUDGET_NAMES, Budget, Task, require_task_data
 from dendrobench.errors import DataUnavailableError, UserError
 from dendrobench.running.netguard import NetworkBlocked  # noqa: F401 - re-exported for plugins' tests
-from dendrobench.running.netguard import no_network as _no_network
 
 PROG = "dendrobench check-task"
 MAX_TRAIN_STEPS = 200  # the smoke-training check never takes more steps than this
 WIDTHS = (0.5, 1.0, 2.0)
 KNOWN_MODALITIES = ("tabular", "image", "graph", "text", "3d-volume")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # modality
-
-
-class CheckFailed(AssertionError):
-    """A contract check failed; the message is the reason. An AssertionError so pytest shows it plainly."""
-
-
-@dataclass
-class CheckResult:
-    """The outcome of one check: ``status`` is ``pass``, ``warn`` (passes, but look) or ``fail``."""
-
-    name: str
-    status: str
-    reason: str
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return self.status != "fail"
-
-
-class _Warn(Exception):
-    """Raised inside a check body: the check passes with a warning (the message says what to look at)."""
-
-
-# -- network guard ----------------------------------------------------------------------------
-def no_network(attempts: list[str]) -> contextlib.AbstractContextManager[list[str]]:
-    """The offline guard of :mod:`dendrobench.running.netguard`, labelled for check-task messages."""
-    return _no_network(attempts, label="dendrobench check-task")
-
-
-
-# -- hashing examples -------------------------------------------------------------------------
-def _feed(h: Any, obj: Any, depth: int = 0) -> None:
-    """Feed a canonical encoding of ``obj`` into hash ``h``. Types are part of the encoding so
-    ``1`` and ``1.0`` or a list and a tuple of the same values do not collide by accident."""
-    if depth > 20:
-        raise TypeError("example nests deeper than 20 levels")
-    if isinstance(obj, torch.Tensor):
-        obj = obj.detach().cpu()
-        if obj.is_sparse:
-            obj = obj.to_dense()
-        h.update(f"T{obj.dtype}{tuple(obj.shape)}".encode())
-        h.update(obj.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes() if obj.numel() else b"")
-    elif isinstance(obj, np.ndarray):
-        if obj.dtype == object:
-            h.update(f"O{obj.shape}".encode())
-            for item in obj.reshape(-1):
-                _feed(h, item, depth + 1)
-        else:
-            h.update(f"N{obj.dtype}{obj.shape}".encode())
-            h.update(np.ascontiguousarray(obj).tobytes())
-    elif obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, np.generic)):
-        h.update(f"S{type(obj).__name__}:{obj!r};".encode())
-    elif isinstance(obj, Mapping):
-        h.update(f"M{len(obj)}".encode())
-        for key in sorted(obj, key=repr):
-            _feed(h, key, depth + 1)
-            _feed(h, obj[key], depth + 1)
-    elif isinstance(obj, (tuple, list)):
-        h.update(f"L{type(obj).__name__}{len(obj)}".encode())
-        for item in obj:
-            _feed(h, item, depth + 1)
-    elif callable(getattr(obj, "to_dict", None)):  # torch_geometric Data / HeteroData
-        h.update(f"D{type(obj).__name__}".encode())
-        _feed(h, obj.to_dict(), depth + 1)
-    elif callable(getattr(obj, "tobytes", None)):  # PIL images
-        h.update(f"B{type(obj).__name__}{getattr(obj, 'size', '')}{getattr(obj, 'mode', '')}".encode())
-        h.update(obj.tobytes())
-    else:
-        raise TypeError(f"cannot hash an example part of type {type(obj).__module__}.{type(obj).__name__}; "
-                        "give the task an example_key(example) method returning bytes, a string or tensors")
-
-
-def example_digest(task: Task, example: Any) -> bytes:
-    """A content hash of one example: the task's ``example_key(example)`` if it has one, else the
-    example itself (tensors, arrays, numbers, strings, tuples, dicts, torch_geometric ``Data``)."""
-    key = getattr(task, "example_key", None)
-    h = hashlib.blake2b(digest_size=16)
-    _feed(h, key(example) if callable(key) else example)
-    return h.digest()
-
-
-def split_digests(task: Task, dataset: Any, split: str) -> list[bytes]:
-    """Digests of every example of a map-style split, in order."""
-    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-        raise TypeError(f"the {split} split is a {type(dataset).__name__}, not a map-style dataset with "
-                        "len() and [i]; the runner needs both (deterministic subsets, epochs)")
-    return [example_digest(task, dataset[i]) for i in range(len(dataset))]
-
-
-# -- shared state of one task's checks --------------------------------------------------------
-def _describe_exc(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _plugin_line(exc: BaseException) -> str:
-    """The innermost traceback frame (file:line), so a plugin author sees where their code raised."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return ""
-    last = frames[-1]
-    return f" (at {Path(last.filename).name}:{last.lineno})"
-
-
-class _TaskUnderTest:
-    """One task and what its checks share: the offline data (loaded once under the network guard),
-    a second load for determinism, and the digests of every split. Failures are kept and re-raised
-    for every check that needs them, so one broken ``load_data`` is named in each dependent check."""
-
-    def __init__(self, task: Task, label: str, seed: int = 0):
-        self.task = task
-        self.label = label
-        self.seed = seed
-        self.network_attempts: list[str] = []
-        self._data: TaskData | BaseException | None = None
-        self._digests: dict[str, list[bytes]] | BaseException | None = None
-
-    def fail(self, what: str, exc: BaseException) -> CheckFailed:
-        return CheckFailed(f"task {self.label!r}: {what} raised {_describe_exc(exc)}{_plugin_line(exc)}")
-
-    def data(self) -> TaskData:
-        if self._data is None:
-            try:
-                with no_network(self.network_attempts):
-                    got = self.task.load_data("offline", self.seed)
-                if not isinstance(got, TaskData):
-                    raise TypeError(f"load_data returned {type(got).__name__}, not dendrobench.contract.task.TaskData")
-                self._data = got
-            except Exception as exc:  # noqa: BLE001 - reported by every check that needs the data
-                self._data = exc
-        if isinstance(self._data, BaseException):
-            raise CheckFailed(f"not checked: task {self.label!r}: load_data('offline', seed={self.seed}) raised "
-                              f"{_describe_exc(self._data)}{_plugin_line(self._data)}")
-        return self._data
-
-    def digests(self) -> dict[str, list[bytes]]:
-        data = self.data()
-        if self._digests is None:
-            try:
-                self._digests = {s: split_digests(self.task, getattr(data, s), s) for s in ("train", "val", "test")}
-            except Exception as exc:  # noqa: BLE001
-                self._digests = exc
-        if isinstance(self._digests, BaseException):
-            raise CheckFailed(f"task {self.label!r}: could not hash the examples: {_describe_exc(self._digests)}")
-        return self._digests
-
-    def fresh_task(self) -> Task:
-        """A second instance for the determinism check, so state cached on the instance cannot hide
-        a non-deterministic split (a task whose constructor needs arguments is reused as is)."""
-        try:
-            return type(self.task)()
-        except Exception:  # noqa: BLE001
-            return self.task
-
-    def smoke_budget(self) -> Budget:
-        try:
-            budget = self.task.budget("smoke")
-        except Exception as exc:  # noqa: BLE001
-            raise CheckFailed(f"not checked: task {self.label!r} has no valid smoke budget ({_describe_exc(exc)})") from None
-        configure = getattr(self.task, "configure", None)
-        if callable(configure):  # optional hook: tasks that pick an architecture per budget
-            configure("smoke")
-        return budget
-
-    def build(self, data: TaskData, width: float) -> torch.nn.Module:
-        try:
-            model = self.task.build_model(data, width)
-        except Exception as exc:  # noqa: BLE001
-            raise self.fail(f"build_model(data, width={width})", exc) from None
-        if not isinstance(model, torch.nn.Module):
-            raise CheckFailed(f"task {self.label!r}: build_model returned {type(model).__name__}, not a torch.nn.Module")
-        return model
 
 
 # -- the checks -------------------------------------------------------------------------------
@@ -308,7 +143,7 @@ def check_budgets(t: _TaskUnderTest) -> str:
 def check_offline_no_network(t: _TaskUnderTest) -> str:
     """``load_data('offline')`` runs with connections and DNS lookups blocked and recorded; any attempt
     fails the check, even one the loader caught. (Loopback and Unix sockets are allowed.)"""
-    data = t.data()
+    data = t.data("offline")
     if t.network_attempts:
         more = f" (+{len(t.network_attempts) - 1} more)" if len(t.network_attempts) > 1 else ""
         raise CheckFailed(f"task {t.label!r}: load_data('offline') tried the network: {t.network_attempts[0]}{more}")
@@ -319,22 +154,26 @@ def check_offline_no_network(t: _TaskUnderTest) -> str:
 
 
 def check_sources_differ(t: _TaskUnderTest) -> str:
-    """``load_data('online')`` (under the network guard, so only data already on disk) must not return
-    the offline dataset: records name the data by ``TaskData.dataset``, so a loader that ignores
-    ``source`` would label offline results as online. A task with one dataset for both sources says
-    so with ``single_source = True``. If the online data is not available here, this is not checked."""
-    offline = t.data()
+    """``load_data('online')`` must not return the offline dataset: records name the data by
+    ``TaskData.dataset``, so a loader that ignores ``source`` would label offline results as online.
+    A task with one dataset for both sources says so with ``single_source = True``. The online data is
+    read from ``--root`` with ``--source online``, else under the network guard (data already on
+    disk); when it is not available here the check warns that it compared nothing."""
+    offline = t.data("offline")
     if getattr(t.task, "single_source", False):
         return f"single source: dataset {offline.dataset!r} for offline and online"
-    task2 = t.fresh_task()
     try:
-        with no_network([]):
-            online = task2.load_data("online", t.seed)
-    except (DataUnavailableError, OSError):  # not on this machine (or it needs the network): nothing to compare
-        return f"offline {offline.dataset!r}; online data not available here, not compared"
+        if t.source == "online":
+            online = t.data("online")
+        else:
+            with no_network([]):
+                online = require_task_data(t.task, t.fresh_task().load_data("online", t.seed))
+    except (DataUnavailableError, OSError) as exc:  # not on this machine (or it needs the network)
+        raise _Warn(f"offline {offline.dataset!r}; online data not available here ({' '.join(str(exc).split())[:120]}), "
+                    f"so online and offline were not compared: run check-task NAME --source online --root DIR") from None
     except Exception as exc:  # noqa: BLE001 - the online loader broke: worth a look, not this check's failure
-        raise _Warn(f"load_data('online') raised {type(exc).__name__}: {' '.join(str(exc).split())[:160]}; "
-                    f"online and offline not compared") from None
+        raise _Warn(f"load_data('online') raised {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+                    f"{_plugin_line(exc, t.task)}; online and offline not compared") from None
     if online.dataset == offline.dataset:
         raise CheckFailed(f"load_data('online') returned dataset {online.dataset!r}, the same as offline: "
                           f"load_data ignores source, or the dataset names do not say which data it is "
@@ -350,11 +189,10 @@ def check_split_determinism(t: _TaskUnderTest) -> str:
     first = t.digests()
     task2 = t.fresh_task()
     try:
-        with no_network([]):
-            data2 = task2.load_data("offline", t.seed)
+        data2 = t.load(task2, t.source)
         second = {s: split_digests(task2, getattr(data2, s), s) for s in ("train", "val", "test")}
     except Exception as exc:  # noqa: BLE001
-        raise t.fail(f"second load_data('offline', seed={t.seed})", exc) from None
+        raise t.fail(f"second {t.call(t.source)}", exc) from None
     for split in ("train", "val", "test"):
         a, b = first[split], second[split]
         if len(a) != len(b):
@@ -387,8 +225,9 @@ def check_splits_disjoint(t: _TaskUnderTest) -> str:
             d = min(shared, key=first[b].__getitem__)  # the earliest in b: a stable, reproducible example
             problems.append(f"{len(shared)} example(s) of {b} also in {a} (e.g. {b}[{first[b][d]}] == {a}[{first[a][d]}])")
     if problems:
-        raise CheckFailed("; ".join(problems))
-    return "no example shared between train, val and test"
+        raise CheckFailed(f"duplicate examples across splits of {t.data().dataset!r} ({t.source}): "
+                          + "; ".join(problems) + "; drop duplicate rows before splitting")
+    return f"no example shared between train, val and test of {t.data().dataset!r} ({t.source})"
 
 
 def check_metric_range(t: _TaskUnderTest) -> str:
@@ -461,7 +300,13 @@ def check_trains_on_smoke(t: _TaskUnderTest) -> str:
             before_params = [p.detach().clone() for p in model.parameters()]
             if not before_params:
                 raise CheckFailed("the model has no parameters")
-            before = probe_loss(model, probe)
+            try:
+                before = probe_loss(model, probe)
+            except Exception as exc:  # noqa: BLE001 - a wrong output shape: say so before torch's own message
+                with torch.no_grad():
+                    output = model(*task.inputs(probe))
+                raise CheckFailed(f"task {t.label!r}: loss(output, batch) raised {_describe_exc(exc)}"
+                                  f"{_plugin_line(exc, task)}{_shape_hint(task, output, probe)}") from None
             batches = cycle_batches(loaders.train)
             losses = []
             for step in range(total):
@@ -546,7 +391,7 @@ class TaskCheck:
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin bug is a failed check, never a traceback
-            status, reason = "fail", f"task {self.task_label!r}: {_describe_exc(exc)}{_plugin_line(exc)}"
+            status, reason = "fail", f"task {self.task_label!r}: {_describe_exc(exc)}{_plugin_line(exc, self._state.task)}"
         return CheckResult(self.name, status, reason, round(time.perf_counter() - t0, 3))
 
     def __call__(self) -> CheckResult:
@@ -576,11 +421,13 @@ def resolve_task(name_or_task: str | Task | type[Task]) -> tuple[Task, str]:
 
 
 def task_checks(name_or_task: str | Task | type[Task], only: Sequence[str] | None = None, seed: int = 0,
-                label: str | None = None) -> Iterator[TaskCheck]:
+                label: str | None = None, source: str = "offline", root: Path | None = None) -> Iterator[TaskCheck]:
     """Yield the contract checks for a task, each a callable named after its contract clause.
 
-    The checks share one lazily loaded copy of the offline data. ``only`` restricts them by name;
-    ``label`` is how reasons name the task (default: the name it was given by, or its ``name``)."""
+    The checks share one lazily loaded copy of the data: ``source`` (``offline``, or ``online`` read
+    from ``root``) is what the data checks (determinism, disjoint splits, metric range, training,
+    width) run on; ``offline_no_network`` always loads the offline data. ``only`` restricts them by
+    name; ``label`` is how reasons name the task (default: the name it was given by, or its ``name``)."""
     task, default_label = resolve_task(name_or_task)
     label = label or default_label
     wanted = list(only) if only else list(CHECKS)
@@ -589,95 +436,15 @@ def task_checks(name_or_task: str | Task | type[Task], only: Sequence[str] | Non
         from dendrobench.errors import unknown_choice
 
         raise unknown_choice("check", unknown[0], CHECKS)
-    state = _TaskUnderTest(task, label, seed)
+    state = _TaskUnderTest(task, label, seed, source, root)
     for name in wanted:
         yield TaskCheck(name, label, CHECKS[name], state)
 
 
-def check_task(name_or_task: str | Task | type[Task], only: Sequence[str] | None = None) -> list[CheckResult]:
+def check_task(name_or_task: str | Task | type[Task], only: Sequence[str] | None = None, source: str = "offline",
+               root: Path | None = None) -> list[CheckResult]:
     """Run every check and return the results (never raises for a broken plugin)."""
-    return [check.run() for check in task_checks(name_or_task, only)]
+    return [check.run() for check in task_checks(name_or_task, only, source=source, root=root)]
 
 
-# -- command line -----------------------------------------------------------------------------
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Run the task plugin contract checks on a task "
-                                "(registered name or import path pkg.module:Class).")
-    p.add_argument("name", nargs="?", help="task name (dendrobench list) or import path")
-    p.add_argument("--only", default=None, help=f"comma-separated checks to run; all: {', '.join(CHECKS)}")
-    p.add_argument("--list", action="store_true", help="list the checks with what each verifies")
-    return p
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``dendrobench check-task NAME``: 0 all pass, 1 any fail (including a plugin that cannot be
-    loaded or instantiated), 2 unknown task or bad arguments."""
-    args = _parser().parse_args(argv)
-    if args.list:
-        for name, fn in CHECKS.items():
-            print(f"{name:20s} {' '.join((fn.__doc__ or '').split())}")
-        return 0
-    if not args.name:
-        print(f"{PROG}: error: give a task name; valid tasks: {', '.join(_task_names()) or '(none registered)'}",
-              file=sys.stderr)
-        return 2
-    only = [c.strip() for c in args.only.split(",") if c.strip()] if args.only else None
-    if only:
-        bad = [c for c in only if c not in CHECKS]
-        if bad:
-            print(f"{PROG}: error: unknown check {bad[0]!r}; valid checks: {', '.join(CHECKS)}", file=sys.stderr)
-            return 2
-    from dendrobench.contract.registry import PluginLoadError, load_task_class, plugins
-
-    t0 = time.perf_counter()
-    try:
-        cls = load_task_class(args.name)
-    except PluginLoadError as exc:
-        if args.name not in plugins("task"):  # an import path that does not import: a typo, most likely
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
-            return 2
-        return _report_broken(args.name, f"the plugin failed to load: {exc}")
-    except UserError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    try:
-        instance = cls()
-    except Exception as exc:  # noqa: BLE001 - the task's constructor raised: a broken plugin, named
-        return _report_broken(args.name, f"task {args.name!r}: creating the task raised {_describe_exc(exc)}{_plugin_line(exc)}")
-    checks = list(task_checks(instance, only, label=args.name))
-    print(f"{PROG} {args.name}: {cls.__module__}.{cls.__qualname__}"
-          f" (modality {getattr(cls, 'modality', '?')}, metric {getattr(cls, 'metric', '?')})")
-    results = []
-    for check in checks:
-        result = check.run()
-        results.append(result)
-        _print_result(result)
-    return _summary(args.name, results, time.perf_counter() - t0)
-
-
-def _task_names() -> list[str]:
-    from dendrobench.contract.registry import task_names
-
-    return task_names()
-
-
-def _print_result(result: CheckResult) -> None:
-    print(f"  {result.status.upper():4s}  {result.name:20s} {result.reason}  [{result.seconds:.1f} s]", flush=True)
-
-
-def _summary(label: str, results: list[CheckResult], seconds: float) -> int:
-    failed = [r for r in results if r.status == "fail"]
-    warned = [r for r in results if r.status == "warn"]
-    passed = len(results) - len(failed)
-    extra = f" ({len(warned)} with a warning)" if warned else ""
-    verdict = "FAILED" if failed else "OK"
-    names = f": {', '.join(r.name for r in failed)}" if failed else ""
-    print(f"{label}: {verdict}: {passed} passed{extra}, {len(failed)} failed{names} in {seconds:.1f} s")
-    return 1 if failed else 0
-
-
-def _report_broken(label: str, reason: str) -> int:
-    result = CheckResult("loads", "fail", reason)
-    print(f"{PROG} {label}:")
-    _print_result(result)
-    return _summary(label, [result], 0.0)

@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     out: list[str] = []
     pad = " " * 16
     if args.what in (None, "tasks", "budgets"):
-        out.append("tasks:" if args.what != "budgets" else "budgets (budget=NAME; fields: budget_overrides.FIELD=VALUE):")
+        out.append("tasks:" if args.what != "budgets" else "budgets (budget=NAME; each task's four budgets below):")
         for name, plugin in sorted(plugins("task").items()):
             try:
                 desc = catalog.describe(fingerprint("task", name, plugin.value, plugin.dist),
@@ -68,6 +68,11 @@ def main(argv: list[str]) -> int:
                 out.extend(f"  {pad} {line}" for line in desc["budgets"])
             if plugin.dist and plugin.dist != "dendrobench":
                 out.append(f"  {pad}   (plugin from {plugin.dist})")
+    if args.what == "budgets":
+        from dendrobench.contract.budget_fields import BUDGET_FIELD_DOCS
+
+        out.append("budget fields (change one for a run with budget_overrides.FIELD=VALUE; docs/plugins.md):")
+        out.extend(f"  {name:<26} {doc}" for name, doc in BUDGET_FIELD_DOCS.items())
     if args.what in (None, "engines"):
         out.append("engines (dendrites=NAME, parameters as dendrites.KEY=VALUE):")
         for name, plugin in sorted(plugins("engine").items()):

@@ -30,7 +30,7 @@ HELP = f"""usage: {PROG} task=NAME [key=value ...]      run a task with and with
        {PROG} claim=ID [seeds=N] [data.root=DIR]   put a published claim on trial (docs/claims.md)
        {PROG} claim-table RESULTS_DIR...       claimed | as published | matched steps | matched parameters
        {PROG} leaderboard RESULTS_DIR... --out SITE_DIR
-       {PROG} check-task NAME                  run the plugin contract checks
+       {PROG} check-task NAME [--source online --root DIR]  run the plugin contract checks
        {PROG} new-task NAME [--modality M]     scaffold a task plugin package
 
 common keys: task, dendrites (none, gd, ...), arms=[baseline,dendrites,wide,compressed],
@@ -71,7 +71,7 @@ def _cmd_leaderboard(argv: list[str]) -> int:
 
 
 def _cmd_check_task(argv: list[str]) -> int:
-    from dendrobench.authoring.checks import main as check_main
+    from dendrobench.authoring.check_cli import main as check_main
 
     return check_main(argv)
 
@@ -254,7 +254,7 @@ def run_job(cfg_dict: dict[str, Any], echo: Callable[[str], None] = print, table
         from dendrobench.leaderboard.build import format_task_row, site_command
     except ImportError:
         return records
-    echo(format_task_row(records, run.task))
+    echo(format_task_row(records, str(records[0]["task"]) if records else run.task))  # the name, not an import path
     echo(f"build the leaderboard: {site_command([suite.results_dir])}")
     return records
 

@@ -87,6 +87,12 @@ class RocAuc(Evaluator):
     def _eval(self, y_true, y_pred):
         from sklearn.metrics import accuracy_score, roc_auc_score
 
+        if y_pred.ndim > 1 and y_pred.shape[0] == y_true.reshape(-1).shape[0] and y_pred[0].size > 1:
+            # e.g. two logits per example: say the real shape (not the flattened one) and the fix
+            raise ValueError(f"roc_auc: y_pred has shape {tuple(y_pred.shape)} for y_true {tuple(y_true.shape)}: "
+                             f"one score per example is expected. {self.expected_input_format} A model with "
+                             f"{y_pred[0].size} outputs per example overrides Task.predictions(output, batch) to return "
+                             f"(targets, one score per example), e.g. output[:, 1] - output[:, 0] for two logits")
         y_true = y_true.reshape(-1)
         y_pred = y_pred.reshape(-1).astype(np.float64)
         if y_true.shape != y_pred.shape:

@@ -108,7 +108,8 @@ class Budget:
         valid = set(self.__dataclass_fields__)
         bad = set(overrides) - valid
         if bad:
-            raise ConfigError(f"unknown budget field(s) {sorted(bad)}; valid fields: {', '.join(sorted(valid))}")
+            raise ConfigError(f"unknown budget field(s) {sorted(bad)}; valid fields: {', '.join(sorted(valid))} "
+                              "(dendrobench list budgets says what each means)")
         return replace(self, **overrides)
 
     def spec(self) -> dict[str, Any]:
@@ -249,6 +250,20 @@ class Task:
             return self.budgets[name]
         except KeyError:
             raise unknown_choice("budget", name, self.budgets) from None
+
+
+def require_task_data(task: Task, got: Any) -> TaskData:
+    """``got`` if it is a :class:`TaskData`, else a TypeError naming the type and the plugin's
+    ``load_data``: the runner and ``check-task`` both call this, so they report the same line
+    instead of an ``AttributeError`` deep inside the runner."""
+    if isinstance(got, TaskData):
+        return got
+    from dendrobench.contract.diagnostics import defined_at
+
+    where = defined_at(type(task).load_data)
+    at = f" (at {where})" if where else ""
+    raise TypeError(f"load_data must return dendrobench.api.TaskData(train, val, test, dataset, source), "
+                    f"got {type(got).__name__}{at}")
 
 
 def cache_dir(*parts: str) -> Path:

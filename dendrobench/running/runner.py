@@ -36,11 +36,12 @@ from typing import Any
 
 import torch
 
+from dendrobench.contract.diagnostics import plugin_location
 from dendrobench.contract.engine import EngineContext
 from dendrobench.contract.options import as_dict as options_dict
 from dendrobench.contract.options import identity_options, parse_options
 from dendrobench.contract.registry import get_engine_class, get_task
-from dendrobench.contract.task import Task, TaskData
+from dendrobench.contract.task import Task, TaskData, require_task_data
 from dendrobench.errors import UserError
 from dendrobench.running import interrupts, watchdog
 from dendrobench.running.config import RunConfig, effective_timeout
@@ -244,8 +245,8 @@ class Suite:
             attempts = self._load_attempts.setdefault(seed, [])
             try:
                 with self.network_guard(attempts):
-                    cache[seed] = self.task.load_data(
-                        self.run.data_source, seed, Path(self.run.data_root).expanduser() if self.run.data_root else None)
+                    cache[seed] = require_task_data(self.task, self.task.load_data(
+                        self.run.data_source, seed, Path(self.run.data_root).expanduser() if self.run.data_root else None))
             except Exception as exc:  # noqa: BLE001 - recorded per run below
                 exc.dendrobench_stage = "load_data"  # type: ignore[attr-defined]
                 cache[seed] = exc
@@ -344,7 +345,7 @@ class Suite:
             record.status = "failed"
             stage = getattr(exc, "dendrobench_stage", stage)
             prefix = "loading data failed: " if stage == "load_data" else ""
-            record.message = f"{prefix}{type(exc).__name__}: {exc}"
+            record.message = f"{prefix}{type(exc).__name__}: {exc}{plugin_location(exc, self.task)}"
             record.extra["failed_in"] = stage
             record.extra["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
             if stage == "load_data":

@@ -151,7 +151,8 @@ def null_arm_reason(added: Any, at_selected: int | None, final: int | None, sele
     if at_selected is None or at_selected > 0:
         return None
     if final:
-        return (f"the selected model (epoch {selected_epoch}) has 0 dendrites (the final model has {final}): "
+        return (f"the selected model (epoch {selected_epoch}) has 0 dendrites (the final model has {final} in total, "
+                "summed over its layers; max_dendrites counts per layer): "
                 "its test metric is the base model's")
     return f"added {added} dendrites, then dropped all of them: the selected model is the base model"
 
