@@ -29,6 +29,7 @@ import yaml
 
 from dendrobench.errors import UserError
 from dendrobench.evidence import stats
+from dendrobench.evidence.convergence import link_double_budget
 from dendrobench.evidence.multiplicity import adjust_families
 from dendrobench.evidence.not_run import NOT_RUN_FILE, load_not_run  # noqa: F401 - part of this module's API
 
@@ -390,8 +391,12 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
     records, problems = load_records(results_dirs, warn)
     claims = load_claims(claims_path)
     groups = stats.summarize(records)
-    adjust_families(groups)  # Holm over each comparison's rows, before any view formats a verdict
-    rows = [make_row(g, claims) for g in groups]
+    linked = link_double_budget(groups)  # convergence of every row; 2x-budget runs are evidence, not rows
+    groups = [g for g in groups if g.row_id not in linked.evidence_rows]
+    # Holm over each comparison's rows that show a verdict (under-trained rows show none), before any
+    # view formats a verdict
+    adjust_families([g for g in groups if not linked.by_row[g.row_id].under_trained])
+    rows = [make_row(g, claims, linked.by_row.get(g.row_id)) for g in groups]
     (out / "tasks").mkdir(parents=True, exist_ok=True)
     generated = generated or newest_finish(records)
     env = _env()
@@ -520,6 +525,11 @@ def main(argv: list[str] | None = None) -> int:
     except yaml.YAMLError as exc:
         print(f"{PROG}: error: claims file is not valid YAML: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
+    for r in res.rows:  # one line a row: what it says and whether its baseline had converged
+        if not r.smoke:
+            claim = f" · {r.key.protocol} protocol of {r.key.claim}" if r.key.claim else ""
+            print(f"  {r.title} · {r.key.engine} · {r.key.budget}{claim}: "
+                  f"{r.cells['verdict'].text} [convergence: {r.cells['convergence'].text}]")
     n = sum(len(r.group.records) for r in res.rows)
     print(f"leaderboard: {len(res.rows)} row(s) from {n} run(s), {len(res.pages)} task page(s)"
           + (f", {len(res.problems)} file(s) skipped" if res.problems else ""))

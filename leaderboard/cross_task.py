@@ -46,8 +46,13 @@ class CrossTask:
 
     @property
     def scope(self) -> str:
-        names = ", ".join(f"{r.key.task} ({r.key.budget})" for r in self.rows)
-        return f"engine {self.engine}, matched budgets, one row per task: {names}"
+        names = ", ".join(f"{r.key.task} ({r.key.budget}" + (", under-trained" if r.convergence is not None
+                                                            and r.convergence.under_trained else "") + ")"
+                          for r in self.rows)
+        under = sum(r.convergence is not None and r.convergence.under_trained for r in self.rows)
+        caveat = (f"; {under} of {len(self.rows)} rows under-trained, so this describes today's runs, not converged "
+                  "ones") if under else ""
+        return f"engine {self.engine}, matched budgets, one row per task: {names}{caveat}"
 
 
 def paired_errors(g: stats.GroupSummary, arm: str, reference: str) -> tuple[list[float], list[float]]:

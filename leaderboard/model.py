@@ -20,6 +20,7 @@ import yaml
 
 from dendrobench.errors import UserError
 from dendrobench.evidence import stats
+from dendrobench.evidence.convergence import NO_VERDICT, Convergence, shown_verdict
 from dendrobench.running import results
 
 from .formatting import (
@@ -145,6 +146,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("seeds", "pairs", "complete seed pairs behind the RER vs baseline"),
 )
 DETAILS: tuple[tuple[str, str, str], ...] = (
+    ("convergence", "converged?", "was the baseline trained long enough? 2x-budget runs or, failing them, where "
+                                  "each seed's best validation fell; an under-trained row gets no verdict"),
     ("source", "data", "offline: the stand-in shipped with the task; online: the real full dataset"),
     ("modality", "modality", ""),
     ("engine", "engine", "dendrite engine"),
@@ -189,6 +192,7 @@ class IndexRow:
     publishable: bool = False
     label: str = ""
     warning: str = ""
+    convergence: Convergence | None = None
 
     @property
     def key(self) -> stats.GroupKey:
@@ -276,11 +280,16 @@ def _claim_rer(claim: dict[str, Any]) -> float | None:
     return None
 
 
-def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
+def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]], conv: Convergence | None = None) -> IndexRow:
+    """One index row. ``conv`` is the row's convergence status (evidence/convergence.py): an
+    under-trained row shows "under-trained: no verdict" and is never publishable (issue 21.1)."""
     k = g.key
     row_id = g.row_id or hashlib.sha1(repr(tuple(k)).encode()).hexdigest()[:10]
     row = IndexRow(group=g, page=f"tasks/{slug(k.task)}.html", claims=claims_for(k.task, claims),
-                   anchor=f"row-{row_id}", grade=grade_of(g), publishable=g.publishable, label=display_label(g))
+                   anchor=f"row-{row_id}", grade=grade_of(g), publishable=g.publishable, label=display_label(g),
+                   convergence=conv)
+    if conv is not None and conv.under_trained:
+        row.publishable = False
     cb, cw, cc = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide"), g.comparison(
         "compressed", "baseline")
     row.warning = null_warning(cb)
@@ -291,13 +300,20 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
         row.grade, row.grade)
     protocol, claim_id = g.protocol, g.claim
     verdict = verdict_text(cb) + (" · no dendrites" if row.warning and not cb.null_note else "")
+    shown = shown_verdict(conv, cb.verdict)
+    if shown == NO_VERDICT:
+        verdict = NO_VERDICT + (f" (the test alone: {verdict})" if cb.p_value is not None else "")
+    under = conv is not None and conv.under_trained
     row.cells = {
         "task": Cell(row.title, k.task.lower(), g.description),
         "baseline": _arm_cell(g, "baseline"),
         "dendrites": _arm_cell(g, "dendrites"),
         "rer": _rer_cell(cb),
         "p": Cell(fmt_p(cb.p_value), cb.p_value, f"{cb.pairs} complete pairs"),
-        "verdict": Cell(verdict, cb.verdict, row.warning, verdict_class(cb) + (" warn" if row.warning else "")),
+        "verdict": Cell(verdict, shown, row.warning or (conv.detail if under else ""),
+                        ("under-trained" if under else verdict_class(cb)) + (" warn" if row.warning else "")),
+        "convergence": Cell(conv.short if conv else "not checked", conv.status if conv else "not checked",
+                            conv.detail if conv else "", "warn" if under else ""),
         "rer_wide": _rer_cell(cw),
         "seeds": Cell(str(cb.pairs), cb.pairs, f"{len(g.seeds)} distinct seeds in this row"),
         "source": Cell(k.data_source, k.data_source),
@@ -319,7 +335,8 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]]) -> IndexRow:
                             f"ties: |error difference| <= {cb.tie_tolerance:g}"),
         "rer_per_pair": Cell(fmt_rer(cb.rer_per_pair), cb.rer_per_pair.mean,
                              f"{cb.rer_per_pair.n} pairs with a defined RER; {cb.undefined} with zero reference error"),
-        "verdict_wide": Cell(verdict_text(cw), cw.verdict, "", verdict_class(cw)),
+        "verdict_wide": Cell(NO_VERDICT if under and shown_verdict(conv, cw.verdict) == NO_VERDICT else verdict_text(cw),
+                             shown_verdict(conv, cw.verdict), "", "under-trained" if under else verdict_class(cw)),
         "rer_compressed": _rer_cell(cc),
         "failures": Cell(str(sum(fails.values())), sum(fails.values()),
                          ", ".join(f"{a}: {n}" for a, n in fails.items() if n) or "none",

@@ -34,7 +34,8 @@ CSV_FIELDS = (
     "wide_mean", "wide_low", "wide_high", "wide_ok", "wide_failed",
     "compressed_mean", "compressed_low", "compressed_high", "compressed_ok", "compressed_failed",
     "rer_mean", "rer_low", "rer_high", "rer_pairs", "p_value", "p_holm", "family_size", "diff_mean", "diff_low", "diff_high",
-    "p_improvement", "significant", "anecdotal", "verdict", "null_arm",
+    "p_improvement", "significant", "anecdotal", "verdict", "test_verdict", "null_arm", "convergence",
+    "convergence_basis",
     "null_pairs", "with_dendrites", "informative_pairs", "tie_tolerance",
     "rer_per_pair_mean", "rer_per_pair_low", "rer_per_pair_high", "rer_per_pair_n",
     "rer_wide_mean", "rer_wide_low", "rer_wide_high", "rer_wide_pairs", "p_value_wide", "p_holm_wide", "p_improvement_wide",
@@ -70,13 +71,15 @@ def csv_record(row: IndexRow) -> dict[str, Any]:
     out.update({
         "p_value": _n(cb.p_value), "p_holm": _n(cb.p_holm), "family_size": cb.family_size or "", "diff_mean": _n(d.mean), "diff_low": _n(d.low), "diff_high": _n(d.high),
         "p_improvement": _n(cb.p_improvement), "significant": cb.significant, "anecdotal": cb.anecdotal,
-        "verdict": cb.verdict, "null_arm": cb.null_arm,
+        "verdict": row.cells["verdict"].sort, "test_verdict": cb.verdict, "null_arm": cb.null_arm,
+        "convergence": row.convergence.status if row.convergence else "not checked",
+        "convergence_basis": (row.convergence.basis or "") if row.convergence else "",
         "null_pairs": cb.null_pairs, "with_dendrites": cb.with_dendrites or "",
         "informative_pairs": cb.informative, "tie_tolerance": cb.tie_tolerance,
         "rer_per_pair_mean": _n(cb.rer_per_pair.mean), "rer_per_pair_low": _n(cb.rer_per_pair.low),
         "rer_per_pair_high": _n(cb.rer_per_pair.high), "rer_per_pair_n": cb.rer_per_pair.n,
         "p_value_wide": _n(cw.p_value), "p_holm_wide": _n(cw.p_holm), "p_improvement_wide": _n(cw.p_improvement),
-        "verdict_wide": cw.verdict, "verdict_compressed": cc.verdict,
+        "verdict_wide": row.cells["verdict_wide"].sort, "verdict_compressed": cc.verdict,
         "params_ratio": _n(cb.cost_ratios.get("params")), "flops_ratio": _n(cb.cost_ratios.get("flops_per_sample")),
         "time_ratio": _n(cb.cost_ratios.get("wall_s")), "steps_ratio": _n(cb.cost_ratios.get("steps")),
         "failures": g.failures, "mixed_versions": "; ".join(f"{p} {'/'.join(v)}" for p, v in sorted(mixed.items())),
@@ -150,7 +153,7 @@ def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str,
     return "\n".join(lines) + "\n"
 
 
-HEADLINE_COLUMNS = ("task", "source", "engine", "budget", "seeds", "rer", "verdict", "rer_wide", "params", "flops",
+HEADLINE_COLUMNS = ("task", "source", "engine", "budget", "seeds", "rer", "verdict", "convergence", "rer_wide", "params", "flops",
                     "time", "claim")
 
 

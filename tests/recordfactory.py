@@ -22,14 +22,17 @@ def make_record(task: str = "bbbp", arm: str = "baseline", seed: int = 0, error:
                 description: str = "a synthetic task", params: int = 1000, flops: float | None = 2e6,
                 wall_s: float = 10.0, steps: int = 100, epochs: int = 5, cycles: int = 0,
                 metric: tuple[str, bool] | None = None, finished: str = "2026-01-01T00:01:00Z",
-                extra_config: dict[str, Any] | None = None) -> Record:
+                extra_config: dict[str, Any] | None = None, rising: bool = False) -> Record:
     """One record; the metric value is derived from ``error`` (1 - error, or error itself if lower is better)."""
     name, hib = metric or METRICS.get(task, ("roc_auc", True))
     value = None if error is None else (1 - error if hib else error)
     history = []
     for epoch in range(1, epochs + 1):
         event = "dendrites_added" if arm in ("dendrites", "compressed") and epoch <= cycles else None
-        v = None if value is None else value - (0.05 if hib else -0.05) * (epochs - epoch) / epochs
+        # a curve that plateaus half-way (its first best is not late: the convergence rule sees a
+        # trained baseline); rising=True keeps improving to the last epoch (an under-trained run)
+        gap = (epochs - epoch) if rising else max(0, epochs // 2 - epoch)
+        v = None if value is None else value - (0.05 if hib else -0.05) * gap / epochs
         history.append({"epoch": epoch, "step": epoch * steps // epochs, "train_loss": 1.0 / epoch,
                         "val": {} if v is None else {name: v}, "event": event})
     ident = f"{task}|{arm}|{seed}|{engine}|{budget}|{data_source}|{dataset}|{finished}"
