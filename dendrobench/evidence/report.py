@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from dendrobench.evidence import stats
-from dendrobench.evidence.stats import null_reason, rer
+from dendrobench.evidence.estimands import rer_of_means
+from dendrobench.evidence.stats import null_reason
 
 
 def _mean_std(values: Sequence[float]) -> str:
@@ -38,16 +39,22 @@ def _human(n: float | None) -> str:
     return f"{n:.0f}"
 
 
-def paired_rer(records: Sequence[dict[str, Any]], arm: str, reference: str) -> list[float]:
-    """Per-seed RER of ``arm`` against ``reference`` over seeds where both finished."""
+def paired_rer(records: Sequence[dict[str, Any]], arm: str, reference: str) -> float | None:
+    """The RER of the mean errors of ``arm`` against ``reference`` over the seeds where both
+    finished: the leaderboard's estimand (issue 24), so the run table and the site agree in sign."""
     by = {(r["arm"], r["seed"]): r for r in records if r["status"] == "ok" and r.get("error") is not None}
-    out = []
-    for (a, seed), rec in by.items():
-        ref = by.get((reference, seed))
-        value = rer(ref["error"], rec["error"]) if a == arm and ref is not None else None
-        if value is not None:
-            out.append(value)
-    return out
+    pairs = [(float(by[(reference, s)]["error"]), float(rec["error"])) for (a, s), rec in by.items()
+             if a == arm and (reference, s) in by]
+    if not pairs:
+        return None
+    ref = [e for e, _ in pairs]
+    return rer_of_means(ref, [e - a for e, a in pairs])
+
+
+def _steps_per_s(recs: Sequence[dict[str, Any]]) -> str:
+    """Optimizer steps per second of step time (validation excluded; issue 20), mean over runs."""
+    v = _avg([(r.get("cost") or {}).get("steps_per_s") for r in recs])
+    return "-" if v is None else (f"{v:.0f}" if v >= 100 else f"{v:.1f}")
 
 
 def summary_rows(records: Sequence[dict[str, Any]]) -> list[list[str]]:
@@ -64,20 +71,21 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> list[list[str]]:
         def col(get, recs=ok):
             return [get(r) for r in recs]
 
-        rer_b = paired_rer(records, arm, "baseline") if arm != "baseline" else []
-        rer_w = paired_rer(records, arm, "wide") if arm in ("dendrites", "compressed") else []
+        rer_b = paired_rer(records, arm, "baseline") if arm != "baseline" else None
+        rer_w = paired_rer(records, arm, "wide") if arm in ("dendrites", "compressed") else None
         rows.append([
             arm,
             f"{len(ok)}" + (f" (+{bad} failed)" if bad else ""),
             _mean_std(col(lambda r: r["val"].get(metric))),
             _mean_std(col(lambda r: r["test"].get(metric))),
             _mean_std(col(lambda r: r["error"])),
-            f"{np.mean(rer_b):+.1%}" if rer_b else "-",
-            f"{np.mean(rer_w):+.1%}" if rer_w else "-",
+            f"{rer_b:+.1%}" if rer_b is not None else "-",
+            f"{rer_w:+.1%}" if rer_w is not None else "-",
             _selected_final(col(lambda r: r["params"].get("inference")), col(lambda r: r["params"].get("final_inference"))),
             _selected_final(col(lambda r: r["cost"].get("flops_per_sample")),
                             col(lambda r: r["cost"].get("flops_per_sample_final"))),
             f"{np.mean(col(lambda r: r['cost']['wall_s'])):.1f}s" if ok else "-",
+            _steps_per_s(ok),
         ])
     return rows
 
@@ -143,7 +151,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         return "(no runs)"
     metric = records[0]["metric"]["name"]
     head = ["arm", "seeds", f"val {metric}", f"test {metric}", "error", "RER vs base", "RER vs wide",
-            "params", "FLOPs/sample", "wall"]
+            "params", "FLOPs/sample", "wall", "steps/s"]
     rows = [head, *summary_rows(records)]
     energy = energy_cells(records, [r[0] for r in rows[1:]])
     if energy is not None:  # the baseline's energy, the other arms' as a ratio to it
@@ -153,8 +161,9 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("± = standard deviation over seeds; RER = mean over seed pairs (significance: `dendrobench "
-                 "leaderboard`); params, FLOPs: the selected model's; wall: training clock, warm-up excluded")
+    lines.append("± = standard deviation over seeds; RER = of the mean errors over seed pairs (significance: "
+                 "`dendrobench leaderboard`); params, FLOPs: the selected model's; wall: training clock, warm-up "
+                 "excluded; steps/s: optimizer steps per second of step time (validation excluded)")
     lines.extend(null_arm_notes(records))
     return "\n".join(lines)
 
