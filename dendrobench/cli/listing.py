@@ -8,6 +8,7 @@ Descriptions come from :mod:`dendrobench.cli.catalog`, so listing imports no tas
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from dendrobench.cli.catalog import Catalog, fingerprint
@@ -32,7 +33,7 @@ def _describe_task(name: str) -> dict[str, Any]:
     if options is not None:
         info.append("  task_options: " + ", ".join(f"{k} ({v})" for k, v in fields_doc(options).items()))
     budgets = [f"  budget {_budget_line(bname, budget)}" for bname, budget in cls.budgets.items()]
-    return {"info": info, "budgets": budgets}
+    return {"info": info, "budgets": budgets, "budget_names": list(cls.budgets)}
 
 
 def _describe_engine(name: str) -> dict[str, Any]:
@@ -46,7 +47,16 @@ def _describe_engine(name: str) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="dendrobench list", description=__doc__)
     parser.add_argument("what", nargs="?", choices=["tasks", "engines", "budgets", "claims"], help="only one section")
+    parser.add_argument("--results", action="append", type=Path, metavar="DIR",
+                        help="with budgets: folders of records whose training clocks give the minutes per arm "
+                             "measured on this machine (default: the results_dir setting's default)")
     args = parser.parse_args(argv)
+    measured: dict = {}
+    if args.what == "budgets":
+        from dendrobench.running.measured import measured_minutes
+        from dendrobench.running.settings import defaults
+
+        measured = measured_minutes(args.results or [Path(str(defaults()["results_dir"]))])
     catalog = Catalog()
     out: list[str] = []
     pad = " " * 16
@@ -65,7 +75,9 @@ def main(argv: list[str]) -> int:
                 out.append(f"  {name:<16} {desc['info'][0]}")
                 out.extend(f"  {pad} {line}" for line in desc["info"][1:])
             if args.what in (None, "budgets"):
-                out.extend(f"  {pad} {line}" for line in desc["budgets"])
+                for bname, line in zip(desc.get("budget_names") or [None] * len(desc["budgets"]), desc["budgets"]):
+                    m = measured.get((name, bname))
+                    out.append(f"  {pad} {line}" + (f"; {m.text()}" if m else ""))
             if plugin.dist and plugin.dist != "dendrobench":
                 out.append(f"  {pad}   (plugin from {plugin.dist})")
     if args.what == "budgets":
