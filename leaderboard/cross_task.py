@@ -75,7 +75,7 @@ def cross_task(rows: Sequence[IndexRow]) -> list[CrossTask]:
             best: dict[str, IndexRow] = {}
             for r in rows:
                 if (r.smoke or r.key.claim or r.key.protocol != "matched" or r.key.engine != engine
-                        or r.group.comparison(arm, reference) is None or _rank(r) < 0):
+                        or _rank(r) < 0):
                     continue
                 if not paired_errors(r.group, arm, reference)[0]:
                     continue
