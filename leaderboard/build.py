@@ -345,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for r in res.rows:  # one line a row: what it says and whether its baseline had converged
         if not r.smoke:
-            claim = f" · {r.key.protocol} protocol of {r.key.claim}" if r.key.claim else ""
+            claim = (f" · {r.key.protocol} protocol of {r.key.claim}" if r.key.claim
+                     else f" · {r.key.protocol} protocol" if r.key.protocol != "matched" else "")
             print(f"  {r.title} · {r.key.engine} · {r.key.budget}{claim}: "
                   f"{r.cells['verdict'].text} [convergence: {r.cells['convergence'].text}]")
     n = sum(len(r.group.records) for r in res.rows)
