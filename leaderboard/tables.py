@@ -173,7 +173,11 @@ def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]],
     lines = [f"- {a.sentence} ({a.scope}; 95 % stratified-bootstrap intervals)" for a in answers]
     lines += [""] if answers else []
     lines += ["| " + " | ".join(names[c] for c in HEADLINE_COLUMNS) + " |", "|" + "---|" * len(HEADLINE_COLUMNS)]
-    lines += ["| " + " | ".join(_md(r.cells[c].text) for c in HEADLINE_COLUMNS) + " |" for r in task_rows]
+    def cell(r: IndexRow, c: str) -> str:  # a tuned or forked row says so beside its budget
+        text = r.cells[c].text
+        return f"{text} ({r.key.protocol})" if c == "budget" and r.key.protocol != "matched" else text
+
+    lines += ["| " + " | ".join(_md(cell(r, c)) for c in HEADLINE_COLUMNS) + " |" for r in task_rows]
     for task, why in missing_tasks(rows, not_run).items():
         cells = dict.fromkeys(HEADLINE_COLUMNS, "–")
         published = "; ".join(claim_text(c) for c in claims_for(task, claims) if c.get("kind") == "claim")
