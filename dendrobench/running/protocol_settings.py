@@ -36,13 +36,18 @@ class ForkSettings:
         return max(1, epochs // 2) if self.at == "half" else int(self.at)
 
 
-def parse_fork(raw: dict[str, Any] | None) -> ForkSettings:
+def _with_defaults(raw: dict[str, Any] | None, defaults: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """``raw`` over ``defaults``; a key not in ``defaults`` is refused with the valid ``prefix.KEY`` names."""
     raw = dict(raw or {})
-    bad = sorted(set(raw) - set(FORK_KEYS))
+    bad = sorted(set(raw) - set(defaults))
     if bad:
-        raise ConfigError(f"unknown setting(s) {', '.join('fork.' + k for k in bad)}; valid fork settings: "
-                          f"{', '.join('fork.' + k for k in FORK_KEYS)}")
-    got = {**FORK_KEYS, **raw}
+        raise ConfigError(f"unknown setting(s) {', '.join(prefix + '.' + k for k in bad)}; valid {prefix} settings: "
+                          f"{', '.join(prefix + '.' + k for k in defaults)}")
+    return {**defaults, **raw}
+
+
+def parse_fork(raw: dict[str, Any] | None) -> ForkSettings:
+    got = _with_defaults(raw, FORK_KEYS, "fork")
     at = str(got["at"]).strip()
     if at not in ("half", "plateau") and not (at.isdigit() and int(at) >= 1):
         raise ConfigError(f"fork.at must be half, plateau or an epoch number >= 1, got {got['at']!r}")
@@ -62,13 +67,9 @@ class TuningSettings:
 
 
 def parse_tuning(raw: dict[str, Any] | None) -> TuningSettings:
-    raw = dict(raw or {})
-    bad = sorted(set(raw) - set(TUNING_KEYS))
-    if bad:
-        raise ConfigError(f"unknown setting(s) {', '.join('tuning.' + k for k in bad)}; valid tuning settings: "
-                          f"{', '.join('tuning.' + k for k in TUNING_KEYS)}")
-    got = {**TUNING_KEYS, **raw}
-    return TuningSettings(trials=int_setting(got["trials"], "tuning.trials", 1), seeds=int_setting(got["seeds"], "tuning.seeds", 1),
+    got = _with_defaults(raw, TUNING_KEYS, "tuning")
+    return TuningSettings(trials=int_setting(got["trials"], "tuning.trials", 1),
+                          seeds=int_setting(got["seeds"], "tuning.seeds", 1),
                           sampler_seed=int_setting(got["sampler_seed"], "tuning.sampler_seed", 0))
 
 
