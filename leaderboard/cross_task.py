@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dendrobench.contract import metrics
-from dendrobench.evidence import stats
 from dendrobench.evidence.aggregate import Aggregate, aggregate
+from dendrobench.evidence.fields import paired_errors
 
 from .model import IndexRow
 
@@ -55,13 +55,6 @@ class CrossTask:
         return f"engine {self.engine}, matched budgets, one row per task: {names}{caveat}"
 
 
-def paired_errors(g: stats.GroupSummary, arm: str, reference: str) -> tuple[list[float], list[float]]:
-    """The row's usable errors of ``arm`` and ``reference``, paired by seed (seeds with both only)."""
-    by = {(r["arm"], int(r["seed"])): r for r in g.records if stats.usable(r)}
-    seeds = sorted(s for (a, s) in by if a == arm and (reference, s) in by)
-    return [float(by[(arm, s)]["error"]) for s in seeds], [float(by[(reference, s)]["error"]) for s in seeds]
-
-
 def _rank(row: IndexRow) -> int:
     return GRADE_ORDER.index(row.grade) if row.grade in GRADE_ORDER else -1
 
@@ -72,19 +65,18 @@ def cross_task(rows: Sequence[IndexRow]) -> list[CrossTask]:
     engines = sorted({r.key.engine for r in rows if r.key.engine not in ("none", "")})
     for arm, reference, words in CROSS_COMPARISONS:
         for engine in engines:
-            best: dict[str, IndexRow] = {}
+            best: dict[str, tuple[IndexRow, tuple[list[float], list[float]]]] = {}  # task -> row, its pairs
             for r in rows:
                 if (r.smoke or r.key.claim or r.key.protocol != "matched" or r.key.engine != engine
                         or _rank(r) < 0):
                     continue
-                if not paired_errors(r.group, arm, reference)[0]:
-                    continue
-                if r.key.task not in best or _rank(r) > _rank(best[r.key.task]):
-                    best[r.key.task] = r
+                pairs = paired_errors(r.group.records, arm, reference)
+                if pairs[0] and (r.key.task not in best or _rank(r) > _rank(best[r.key.task][0])):
+                    best[r.key.task] = (r, pairs)
             if len(best) < MIN_TASKS:
                 continue
-            chosen = [best[t] for t in sorted(best)]
-            scores = {r.key.task: paired_errors(r.group, arm, reference) for r in chosen}
+            chosen = [best[t][0] for t in sorted(best)]
+            scores = {t: best[t][1] for t in sorted(best)}
             tolerance = {r.key.task: metrics.tie_tolerance(r.group.metric) for r in chosen}
             out.append(CrossTask(engine, words, aggregate(arm, reference, scores, tolerance), chosen))
     return out

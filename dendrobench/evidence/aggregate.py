@@ -95,8 +95,7 @@ def iqm(values: np.ndarray) -> float:
 
 def prob_less(x: Sequence[float], y: Sequence[float], tolerance: float = 0.0) -> float:
     """P(X < Y) over all pairs of one task's runs, ties (|x - y| <= tolerance) counting 1/2."""
-    d = np.asarray(y, dtype=float)[None, :] - np.asarray(x, dtype=float)[:, None]
-    return float(np.mean(np.where(np.abs(d) <= tolerance, 0.5, (d > 0).astype(float))))
+    return float(_prob_less_rows(np.asarray(x, dtype=float)[None], np.asarray(y, dtype=float)[None], tolerance)[0])
 
 
 Tolerance = float | Mapping[str, float]  # one for all tasks, or per task (each metric has its own)

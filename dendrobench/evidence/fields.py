@@ -46,6 +46,14 @@ def usable(record: dict[str, Any]) -> bool:
     return record.get("status") == "ok" and _num(record.get("error")) is not None
 
 
+def paired_errors(records: Iterable[dict[str, Any]], arm: str, reference: str) -> tuple[list[float], list[float]]:
+    """The usable errors of ``arm`` and ``reference``, paired by seed (seeds where both finished),
+    in seed order: what the run table's RER and the cross-task aggregate are computed from."""
+    by = {(r["arm"], int(r["seed"])): float(r["error"]) for r in records if usable(r)}
+    seeds = sorted(s for (a, s) in by if a == arm and (reference, s) in by)
+    return [by[(arm, s)] for s in seeds], [by[(reference, s)] for s in seeds]
+
+
 def modality_of(record: dict[str, Any]) -> str:
     """The task's modality as the runner put it into ``config.task_info``; "unknown" otherwise."""
     info = (record.get("config") or {}).get("task_info") or {}

@@ -18,6 +18,7 @@ import numpy as np
 
 from dendrobench.evidence import stats
 from dendrobench.evidence.estimands import rer_of_means
+from dendrobench.evidence.fields import paired_errors
 from dendrobench.evidence.stats import null_reason
 
 
@@ -42,13 +43,10 @@ def _human(n: float | None) -> str:
 def paired_rer(records: Sequence[dict[str, Any]], arm: str, reference: str) -> float | None:
     """The RER of the mean errors of ``arm`` against ``reference`` over the seeds where both
     finished: the leaderboard's estimand (issue 24), so the run table and the site agree in sign."""
-    by = {(r["arm"], r["seed"]): r for r in records if r["status"] == "ok" and r.get("error") is not None}
-    pairs = [(float(by[(reference, s)]["error"]), float(rec["error"])) for (a, s), rec in by.items()
-             if a == arm and (reference, s) in by]
-    if not pairs:
+    errors_arm, errors_ref = paired_errors(records, arm, reference)
+    if not errors_arm:
         return None
-    ref = [e for e, _ in pairs]
-    return rer_of_means(ref, [e - a for e, a in pairs])
+    return rer_of_means(errors_ref, [e - a for e, a in zip(errors_ref, errors_arm)])
 
 
 def _steps_per_s(recs: Sequence[dict[str, Any]]) -> str:
