@@ -304,6 +304,7 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]], conv: Converge
     if shown == NO_VERDICT:
         verdict = NO_VERDICT + (f" (the test alone: {verdict})" if cb.p_value is not None else "")
     under = conv is not None and conv.under_trained
+    shown_wide = shown_verdict(conv, cw.verdict)
     row.cells = {
         "task": Cell(row.title, k.task.lower(), g.description),
         "baseline": _arm_cell(g, "baseline"),
@@ -335,8 +336,8 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]], conv: Converge
                             f"ties: |error difference| <= {cb.tie_tolerance:g}"),
         "rer_per_pair": Cell(fmt_rer(cb.rer_per_pair), cb.rer_per_pair.mean,
                              f"{cb.rer_per_pair.n} pairs with a defined RER; {cb.undefined} with zero reference error"),
-        "verdict_wide": Cell(NO_VERDICT if under and shown_verdict(conv, cw.verdict) == NO_VERDICT else verdict_text(cw),
-                             shown_verdict(conv, cw.verdict), "", "under-trained" if under else verdict_class(cw)),
+        "verdict_wide": Cell(NO_VERDICT if shown_wide == NO_VERDICT else verdict_text(cw), shown_wide, "",
+                             "under-trained" if under else verdict_class(cw)),
         "rer_compressed": _rer_cell(cc),
         "failures": Cell(str(sum(fails.values())), sum(fails.values()),
                          ", ".join(f"{a}: {n}" for a, n in fails.items() if n) or "none",

@@ -23,8 +23,7 @@ PUBLISHED = ROOT / "leaderboard" / "published"
 
 def _rows(records: list) -> list:
     claims = load_claims()
-    return [make_row(g, claims) for g in stats.summarize([r.to_dict() if hasattr(r, "to_dict") else r
-                                                          for r in records])]
+    return [make_row(g, claims) for g in stats.summarize(records)]
 
 
 def _recs(task: str, shift: float, budget: str = "quick", **kw) -> list:

@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
                 out.append(f"  {name:<16} {desc['info'][0]}")
                 out.extend(f"  {pad} {line}" for line in desc["info"][1:])
             if args.what in (None, "budgets"):
-                for bname, line in zip(desc.get("budget_names") or [None] * len(desc["budgets"]), desc["budgets"]):
+                for bname, line in zip(desc["budget_names"], desc["budgets"]):
                     m = measured.get((name, bname))
                     out.append(f"  {pad} {line}" + (f"; {m.text()}" if m else ""))
             if plugin.dist and plugin.dist != "dendrobench":
