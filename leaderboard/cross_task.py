@@ -6,8 +6,9 @@ index's opening section, the README headline). The rule for which rows enter:
 
 * task rows only: no smoke rows, no claim protocols, only ``protocol=matched`` (equal steps; a tuned
   or forked row answers another question);
-* one engine at a time: the engine's rows, one per task (the largest budget the task has a row at,
-  ``full`` > ``standard`` > ``quick``), so that no baseline seed enters twice;
+* one engine at a time: the engine's rows, one per task, so that no baseline seed enters twice: a
+  row not found under-trained before one that was, then the larger budget (``full`` > ``converged``
+  > ``standard`` > ``quick``);
 * at least 2 tasks, each with complete seed pairs.
 
 Each task is one stratum of the bootstrap; its tie tolerance is its metric's
@@ -25,7 +26,7 @@ from dendrobench.evidence.fields import paired_errors
 
 from .model import IndexRow
 
-GRADE_ORDER = ("quick", "standard", "full")
+GRADE_ORDER = ("quick", "standard", "converged", "full")
 CROSS_COMPARISONS = (("dendrites", "baseline", "an equal-step baseline"),
                      ("dendrites", "wide", "the baseline widened to the same parameters"))
 MIN_TASKS = 2
@@ -59,6 +60,11 @@ def _rank(row: IndexRow) -> int:
     return GRADE_ORDER.index(row.grade) if row.grade in GRADE_ORDER else -1
 
 
+def _preference(row: IndexRow) -> tuple[bool, int]:
+    """Which of a task's rows enters: one the convergence rule did not reject, then the larger budget."""
+    return (not (row.convergence is not None and row.convergence.under_trained), _rank(row))
+
+
 def cross_task(rows: Sequence[IndexRow]) -> list[CrossTask]:
     """Every comparison and engine with at least :data:`MIN_TASKS` task rows (rule in the module doc)."""
     out = []
@@ -71,7 +77,7 @@ def cross_task(rows: Sequence[IndexRow]) -> list[CrossTask]:
                         or _rank(r) < 0):
                     continue
                 pairs = paired_errors(r.group.records, arm, reference)
-                if pairs[0] and (r.key.task not in best or _rank(r) > _rank(best[r.key.task][0])):
+                if pairs[0] and (r.key.task not in best or _preference(r) > _preference(best[r.key.task][0])):
                     best[r.key.task] = (r, pairs)
             if len(best) < MIN_TASKS:
                 continue

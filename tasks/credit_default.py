@@ -376,8 +376,15 @@ class CreditDefaultTask(Task):
         # the large MLP (LARGE_MLP), 200 passes, batch 256 (GPU-friendly on the 30,000-row data)
         "full": Budget(epochs=200, batch_size=256, lr=1e-3, optimizer="adamw", weight_decay=1e-4,
                        schedule="cosine", warmup_steps=100, eval_batch_size=4096),
+        # standard's MLP and 100 passes at batch 512 (lr scaled by about sqrt(8)): 4,200 steps of 2 ms
+        # instead of 32,900 of 1.3 ms, 9 s per baseline arm instead of 85 s (issue 20), and past its
+        # plateau: 3 baseline seeds at 200 passes changed the test error by -0.0004 (seed SD 0.002).
+        "converged": Budget(epochs=100, batch_size=512, lr=3e-3, optimizer="adamw", weight_decay=1e-4,
+                            schedule="cosine", eval_batch_size=4096),
     }
-    models: dict[str, MLPConfig] = {"smoke": SMALL_MLP, "quick": SMALL_MLP, "standard": SMALL_MLP, "full": LARGE_MLP}
+    models: dict[str, MLPConfig] = {"smoke": SMALL_MLP, "quick": SMALL_MLP, "standard": SMALL_MLP,
+                                    "converged": SMALL_MLP,
+                                    "full": LARGE_MLP}
 
     def __init__(self, model: MLPConfig | None = None, download: bool = True):
         self.model_config: MLPConfig = model or self.models["quick"]

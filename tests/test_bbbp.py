@@ -267,7 +267,7 @@ def test_dataloader_order_follows_the_generator(tmp_path):
 
 def test_budgets_and_description():
     task = BBBPTask()
-    assert set(task.budgets) == {"smoke", "quick", "standard", "full"}
+    assert set(task.budgets) == {"smoke", "quick", "standard", "converged", "full"}
     for budget in task.budgets.values():
         budget.validate()
     assert task.metric == "roc_auc" and task.modality == "graph"

@@ -188,6 +188,21 @@ def test_bad_metadata_metric_and_budgets_fail():
     assert "missing budget(s) standard, full" in results["budgets"].reason
 
 
+def test_the_optional_converged_budget_is_checked_and_other_names_are_refused():
+    good = SpiralTask()
+    good.budgets = {**SpiralTask.budgets, "converged": Budget(epochs=4, batch_size=16, lr=1e-2)}
+    r = by_name(check_task(good, only=["budgets"]))["budgets"]
+    assert r.status == "pass" and r.reason.startswith("smoke, quick, standard, converged, full valid"), r.reason
+    bad = SpiralTask()
+    bad.budgets = {**SpiralTask.budgets, "converged": Budget(epochs=0, batch_size=16, lr=1e-2)}
+    r = by_name(check_task(bad, only=["budgets"]))["budgets"]
+    assert r.status == "fail" and "converged: budget epochs must be a positive integer" in r.reason
+    odd = SpiralTask()
+    odd.budgets = {**SpiralTask.budgets, "medium": Budget(epochs=4, batch_size=16, lr=1e-2)}
+    r = by_name(check_task(odd, only=["budgets"]))["budgets"]
+    assert r.status == "fail" and "unknown budget name(s) medium; valid names: smoke, quick" in r.reason
+
+
 def test_examples_the_generic_hash_cannot_read_need_an_example_key():
     r = by_name(check_task(OpaqueTask(), only=["splits_disjoint"]))["splits_disjoint"]
     assert r.status == "fail" and "example_key(example)" in r.reason

@@ -20,7 +20,9 @@ def run(args, env, cwd, timeout=120):
 @pytest.mark.parametrize("args, expect", [
     (["task=nope"], "unknown task 'nope'; valid tasks: "),
     ([TOY, "dendrites=magic"], "unknown engine 'magic'; valid engines: .*gd.*none"),
-    ([TOY, "budget=huge"], "unknown budget 'huge'; valid budgets: full, quick, smoke, standard"),
+    ([TOY, "budget=huge"], "unknown budget 'huge'; valid budgets: converged, full, quick, smoke, standard"),
+    # converged is optional: a task without one names the budgets it has
+    ([TOY, "budget=converged"], "unknown budget 'converged'; valid budgets: full, quick, smoke, standard"),
     ([TOY, "arms=[baseline,sideways]"], "unknown arm 'sideways'; valid arms: "),
     ([TOY, "seeds=0"], "seeds must be an integer >= 1"),
     ([TOY, "budget_overrides.epochs=-3"], "budget epochs must be a positive integer"),

@@ -54,6 +54,7 @@ from dendrobench.authoring.check_state import (  # noqa: F401 - re-exported: plu
 )
 from dendrobench.authoring.digests import example_digest, split_digests  # noqa: F401 - re-exported (plugins' tests)
 from dendrobench.authoring.scaffold import NAME_RE, NAME_RULE
+from dendrobench.contract.names import KNOWN_BUDGET_NAMES
 from dendrobench.contract.task import BUDGET_NAMES, Budget, Task, require_task_data
 from dendrobench.errors import DataUnavailableError, UserError
 from dendrobench.running.netguard import NetworkBlocked  # noqa: F401 - re-exported for plugins' tests
@@ -116,15 +117,21 @@ def check_metric(t: _TaskUnderTest) -> str:
 
 
 def check_budgets(t: _TaskUnderTest) -> str:
-    """Every budget of docs/plugins.md (smoke, quick, standard, full) exists, is a ``Budget`` and validates."""
+    """Every budget of docs/plugins.md (smoke, quick, standard, full) exists, is a ``Budget`` and
+    validates, and so does an optional ``converged``; a budget of another name is refused, since no
+    ``budget=`` value could ever select it."""
     budgets = getattr(t.task, "budgets", None)
     if not isinstance(budgets, Mapping):
         raise CheckFailed(f"budgets must be a dict of {', '.join(BUDGET_NAMES)} -> Budget, got {type(budgets).__name__}")
     missing = [b for b in BUDGET_NAMES if b not in budgets]
     if missing:
         raise CheckFailed(f"missing budget(s) {', '.join(missing)}; every task needs {', '.join(BUDGET_NAMES)}")
+    unknown = [str(b) for b in budgets if b not in KNOWN_BUDGET_NAMES]
+    if unknown:
+        raise CheckFailed(f"unknown budget name(s) {', '.join(unknown)}; valid names: {', '.join(KNOWN_BUDGET_NAMES)}")
     problems = []
-    for name in BUDGET_NAMES:
+    present = [b for b in KNOWN_BUDGET_NAMES if b in budgets]
+    for name in present:
         budget = budgets[name]
         if not isinstance(budget, Budget):
             problems.append(f"{name} is a {type(budget).__name__}, not dendrobench.contract.task.Budget")
@@ -137,7 +144,7 @@ def check_budgets(t: _TaskUnderTest) -> str:
         raise CheckFailed("; ".join(problems))
     s = budgets["smoke"]
     steps = f"{s.epochs * s.steps_per_epoch} steps" if s.steps_per_epoch else f"{s.epochs} epoch(s)"
-    return f"{', '.join(BUDGET_NAMES)} valid (smoke: {steps})"
+    return f"{', '.join(present)} valid (smoke: {steps})"
 
 
 def check_offline_no_network(t: _TaskUnderTest) -> str:

@@ -126,7 +126,7 @@ def prevalidate(args: list[str]) -> list[str]:
     """
     from dendrobench.contract.registry import plugins
     from dendrobench.running.config import check_writable
-    from dendrobench.running.settings import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES
+    from dendrobench.running.settings import ARMS, DATA_SOURCES, DEVICES, KNOWN_BUDGET_NAMES
 
     multirun = any(a in ("-m", "--multirun") for a in args)
     out = []
@@ -165,8 +165,8 @@ def prevalidate(args: list[str]) -> list[str]:
                 raise unknown_choice("task", v, plugins("task"))
             elif bare == "dendrites" and v not in engine_configs():
                 raise unknown_choice("engine", v, engine_configs())
-            elif bare == "budget" and v not in BUDGET_NAMES:
-                raise unknown_choice("budget", v, BUDGET_NAMES)
+            elif bare == "budget" and v not in KNOWN_BUDGET_NAMES:
+                raise unknown_choice("budget", v, KNOWN_BUDGET_NAMES)
             elif bare == "data.source" and v not in DATA_SOURCES:
                 raise unknown_choice("data source", v, DATA_SOURCES)
             elif bare == "claim" and v != "null":

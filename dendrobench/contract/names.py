@@ -7,5 +7,9 @@ that the contract (``task.py``) and the run settings (``running/settings.py``) r
 # base_more_training: the baseline with a published protocol's extra dendritic steps (claims only)
 ARMS = ("baseline", "dendrites", "wide", "compressed", "base_more_training")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-BUDGET_NAMES = ("smoke", "quick", "standard", "full")
+BUDGET_NAMES = ("smoke", "quick", "standard", "full")  # every task defines these
+# A task may also define these. ``converged``: the CPU budget whose baseline passes the convergence
+# rule (dendrobench/evidence/convergence.py) on a 2-core machine, the one the leaderboard's verdicts need.
+OPTIONAL_BUDGET_NAMES = ("converged",)
+KNOWN_BUDGET_NAMES = ("smoke", "quick", "standard", "converged", "full")  # the order lists and docs use
 DATA_SOURCES = ("offline", "online")

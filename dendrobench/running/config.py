@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from dendrobench.errors import ConfigError, int_setting, unknown_choice
-from dendrobench.running.settings import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES
+from dendrobench.running.settings import ARMS, DATA_SOURCES, DEVICES, KNOWN_BUDGET_NAMES
 
 __all__ = ["ARMS", "DEVICES", "RunConfig", "from_mapping", "validate", "check_writable", "effective_timeout"]
 DATA_KEYS = ("source", "root")  # the keys under ``data.``
 # run_timeout_s=null takes the budget's default: generous for the short budgets (a smoke run takes
 # seconds to a few minutes, a quick one minutes), none for standard and full (hours are normal).
 # run_timeout_s=0 means no limit.
-DEFAULT_RUN_TIMEOUT_S: dict[str, float | None] = {"smoke": 1800.0, "quick": 4 * 3600.0, "standard": None, "full": None}
+DEFAULT_RUN_TIMEOUT_S: dict[str, float | None] = {"smoke": 1800.0, "quick": 4 * 3600.0, "standard": None,
+                                                  "converged": None, "full": None}
 
 
 @dataclass
@@ -123,8 +124,8 @@ def validate(run: RunConfig) -> None:
     check_protocol(run)  # protocol=published needs a claim; tuning.* checked
     if run.report_split not in ("test", "val"):
         raise unknown_choice("report_split", run.report_split, ("test", "val"))
-    if run.budget not in BUDGET_NAMES:
-        raise unknown_choice("budget", run.budget, BUDGET_NAMES)
+    if run.budget not in KNOWN_BUDGET_NAMES:
+        raise unknown_choice("budget", run.budget, KNOWN_BUDGET_NAMES)
     if run.data_source not in DATA_SOURCES:
         raise unknown_choice("data source", run.data_source, DATA_SOURCES)
     if run.device not in DEVICES:

@@ -16,7 +16,7 @@ from typing import Any
 CONF_DIR = Path(__file__).parent.parent / "conf"
 
 # The closed sets of choices live in the contract (re-exported here for the settings table).
-from dendrobench.contract.names import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES  # noqa: E402, F401
+from dendrobench.contract.names import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES, KNOWN_BUDGET_NAMES  # noqa: E402, F401
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ SETTINGS: tuple[Setting, ...] = (
             "`none`, `gd`, `cc`, `perforatedai`", open=True),
     Setting("budget", "training budget, the same for every arm",
             "`smoke` (seconds), `quick` (~1 min per arm on 2 CPU cores), `standard` (paper-like on CPU), "
+            "`converged` (where a task has it: the CPU budget whose baseline passes the convergence rule), "
             "`full` (the published setup, GPU scale)"),
     Setting("budget_overrides", "change budget fields for every arm, e.g. `budget_overrides.epochs=5`",
             "fields of the budget (`dendrobench list budgets`)", open=True),

@@ -146,7 +146,7 @@ def apply_jobs(args: list[str]) -> list[str]:
 SUBMITIT_LAUNCHERS = ("slurm", "local_submitit", "submitit_slurm", "submitit_local")
 BOUNDED_LAUNCHERS = ("local_submitit", "submitit_local")  # would otherwise start every job at once
 # A generous ceiling per arm (minutes) on one CPU core: bbbp standard takes 10-14 min on 2 cores.
-MINUTES_PER_ARM = {"smoke": 5, "quick": 20, "standard": 90, "full": 720}
+MINUTES_PER_ARM = {"smoke": 5, "quick": 20, "standard": 90, "converged": 30, "full": 720}
 
 
 def timeout_minutes(args: Sequence[str]) -> int:
