@@ -14,6 +14,7 @@ from recordfactory import paired
 from dendrobench.contract.metrics import tie_tolerance
 from dendrobench.evidence import stats
 from dendrobench.evidence.aggregate import aggregate
+from dendrobench.evidence.convergence import link_double_budget
 from leaderboard.cross_task import cross_task, headline_first
 from leaderboard.model import load_claims, make_row
 
@@ -22,8 +23,11 @@ PUBLISHED = ROOT / "leaderboard" / "published"
 
 
 def _rows(records: list) -> list:
+    """Index rows as the build makes them, convergence status included."""
     claims = load_claims()
-    return [make_row(g, claims) for g in stats.summarize(records)]
+    groups = stats.summarize(records)
+    linked = link_double_budget(groups)
+    return [make_row(g, claims, linked.by_row.get(g.row_id)) for g in groups]
 
 
 def _recs(task: str, shift: float, budget: str = "quick", **kw) -> list:
@@ -44,6 +48,18 @@ def test_one_row_per_task_at_its_largest_budget_and_no_smoke() -> None:
     assert "one row per task: bbbp (standard), cifar10 (quick)" in a.scope
 
 
+def test_a_row_found_under_trained_gives_way_to_one_that_was_not() -> None:
+    """bbbp's larger-budget row still improves to its last epoch (under-trained by its history), so
+    its converged row enters, although ``standard`` ranks above ``quick``... and ``converged``
+    above ``standard`` when both pass."""
+    recs = (_recs("bbbp", 0.1, budget="converged") + _recs("bbbp", -0.5, budget="full", rising=True)
+            + _recs("cifar10", 0.1) + _recs("cifar10", -0.5, budget="standard"))
+    rows = _rows([r.to_dict() for r in recs])
+    assert {(r.key.task, r.key.budget): r.convergence.under_trained for r in rows}[("bbbp", "full")]
+    (a,) = cross_task(rows)
+    assert [(r.key.task, r.key.budget) for r in a.rows] == [("bbbp", "converged"), ("cifar10", "standard")]
+
+
 def test_fewer_than_two_tasks_give_no_answer_and_engines_stay_apart() -> None:
     assert cross_task(_rows([r.to_dict() for r in _recs("bbbp", 0.1)])) == []
     recs = _recs("bbbp", 0.1) + _recs("cifar10", 0.1) + _recs("bbbp", 0.1, engine="cc")
@@ -57,7 +73,9 @@ def test_published_headline_sentence_recomputed_by_hand() -> None:
     """From the record files alone: engine gd, matched, no claim, no budget overrides, one row per
     task at its largest budget, errors paired by seed; the published headline's first line carries
     this sentence."""
-    rank = {"quick": 0, "standard": 1, "full": 2}
+    # every quick row of the published records is under-trained and no converged one is, so the
+    # budget order alone picks the row the convergence-first rule picks
+    rank = {"quick": 0, "standard": 1, "converged": 2, "full": 3}
     by_row: dict[tuple, dict[tuple[str, int], float]] = defaultdict(dict)
     metric = {}
     for path in (PUBLISHED / "records").rglob("*.json"):

@@ -6,8 +6,8 @@ Measured in one process, one thread, so the ratios hold even on a loaded machine
 * the limit: single-thread fp32 throughput of a 1024x1024 matmul and of a 64-channel 3x3 Conv2d
   forward + backward (FLOPs of both from ``torch.utils.flop_counter``);
 * the harness: each task's arms (baseline and ``gd`` dendrites) trained by the real runner
-  (:class:`dendrobench.running.runner.Suite`) for 3 short epochs of its converged budget (the budget the
-  published rows use: quick, credit-default standard), dendrites switching every epoch so the run
+  (:class:`dendrobench.running.runner.Suite`) for 3 short epochs of its converged budget (``budget=converged``;
+  cifar10, which has none, at quick; credit-default also at standard, its budget before), dendrites switching every epoch so the run
   holds 0, 1 and 2 dendrites in turn as the real run does; the step figure is the record's own
   ``cost.step_s`` (optimizer steps with their data, validation excluded);
 * the minimal loop: the same model (same seed, same dendrites per phase), the same batches taken
@@ -48,10 +48,13 @@ class Case:
 
 
 CASES = {
-    "cifar10": Case("cifar10", "quick", 6),
-    "bbbp": Case("bbbp", "quick", 20),
-    "brain-tumour": Case("brain-tumour", "quick", 4),
-    "credit-default": Case("credit-default", "standard", 300),
+    "cifar10": Case("cifar10", "quick", 6),  # no converged budget yet (docs/results.md)
+    "bbbp": Case("bbbp", "converged", 20),
+    "brain-tumour": Case("brain-tumour", "converged", 4),
+    "credit-default": Case("credit-default", "converged", 40),
+    # the budget credit's published rows used before: the converged budget's examples/s against it
+    # is issue 20's "5x today's" target for the tiny-MLP task (larger batches, printed below)
+    "credit-default-standard": Case("credit-default", "standard", 300),
 }
 LIMIT_OF = {"cifar10": "conv", "brain-tumour": "conv", "bbbp": "matmul", "credit-default": "matmul"}
 
@@ -206,6 +209,10 @@ def test_training_step_throughput(benchmark, name, tmp_path):
                                  if isinstance(v, float)})
     if len(_ROWS) == len(CASES):
         print("\n" + format_table(_LIMITS, [r for n in CASES if n in _ROWS for r in _ROWS[n]]))
+        for arm in ("baseline", "dendrites"):
+            new, old = (next(r for r in _ROWS[n] if r["arm"] == arm) for n in ("credit-default", "credit-default-standard"))
+            print(f"credit-default {arm}: converged / standard examples per second = "
+                  f"{new['examples_per_s'] / old['examples_per_s']:.1f}x (target 5x)")
     for r in rows:
         assert r["gflops"] > 0 and r["examples_per_s"] > 0
         assert r["vs_minimal"] < 1.5, f"{name} {r['arm']}: harness step {r['vs_minimal']:.2f}x the minimal loop"
