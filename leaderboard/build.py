@@ -79,6 +79,7 @@ from .model import (  # noqa: F401 - part of this module's API
     make_row,
     missing_tasks,
     newest_finish,
+    not_run_label,
 )
 from .tables import (  # noqa: F401 - part of this module's API
     _MD_ESCAPE,
@@ -247,7 +248,7 @@ def build_site(results_dirs: Sequence[Path | str], out: Path | str, *,
         sources=sorted({r.key.data_source for r in rows}),
         problems=[(str(p), why) for p, why in problems], claims=claims_page.claims_shown(claims, rows, not_run),
         n_records=len(records),
-        not_run=missing_tasks(rows, not_run),
+        not_run={not_run_label(k): why for k, why in missing_tasks(rows, not_run).items()},
         results_dirs=[str(d) for d in results_dirs]), encoding="utf-8")
     forest_file = out / "forest.svg"  # the index's forest plot on its own, for the README
     forest_file.write_text(svg.standalone(forest_main, env.globals["css"]), encoding="utf-8")

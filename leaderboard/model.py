@@ -355,9 +355,24 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]], conv: Converge
 
 
 def missing_tasks(rows: Sequence[IndexRow], not_run: dict[str, str] | None) -> dict[str, str]:
-    """The not-run reasons of tasks that have no (non-smoke) row (claim ids are for the claim table)."""
+    """The not-run reasons of tasks that have no (non-smoke) row, and of ``TASK@BUDGET`` keys whose
+    task has no row at that budget (say, ``cifar10@converged`` beside cifar10's quick row). Claim ids
+    are for the claim table."""
     from dendrobench.evidence.claims import load_claims as registry
 
-    have, claim_ids = {r.key.task for r in rows if not r.smoke}, set(registry())
-    return {t: why for t, why in (not_run or {}).items() if t not in have and t not in claim_ids}
+    have = {r.key.task for r in rows if not r.smoke}
+    have_budget = {(r.key.task, r.key.budget) for r in rows if not r.smoke}
+    claim_ids = set(registry())
+
+    def missing(key: str) -> bool:
+        task, _, budget = key.partition("@")
+        return (task, budget) not in have_budget if budget else task not in have and key not in claim_ids
+
+    return {k: why for k, why in (not_run or {}).items() if missing(k)}
+
+
+def not_run_label(key: str) -> str:
+    """``cifar10@converged`` -> ``cifar10 (converged budget)``; a bare task name stays as it is."""
+    task, _, budget = key.partition("@")
+    return f"{task} ({budget} budget)" if budget else task
 

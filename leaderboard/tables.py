@@ -19,7 +19,7 @@ from .formatting import (
     RER_CI_MEANING,
     clip,
 )
-from .model import ALL_COLUMNS, IndexRow, claim_text, claims_for, missing_tasks, newest_finish
+from .model import ALL_COLUMNS, IndexRow, claim_text, claims_for, missing_tasks, newest_finish, not_run_label
 
 
 def _n(v: float | None) -> float | str:
@@ -149,7 +149,7 @@ def render_markdown(rows: Sequence[IndexRow], skipped: int, generated: str,
         lines += [""] + [f"- ⚠ {_md(r.title)} ({_md(r.key.engine)}, {_md(r.key.budget)}): {r.warning}" for r in warned]
     missing = missing_tasks(rows, not_run)
     if missing:
-        lines += ["", "Not run:", ""] + [f"- {_md(t)}: {_md(why)}" for t, why in missing.items()]
+        lines += ["", "Not run:", ""] + [f"- {_md(not_run_label(t))}: {_md(why)}" for t, why in missing.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -178,10 +178,13 @@ def render_headline(rows: Sequence[IndexRow], records: Sequence[dict[str, Any]],
         return f"{text} ({r.key.protocol})" if c == "budget" and r.key.protocol != "matched" else text
 
     lines += ["| " + " | ".join(_md(cell(r, c)) for c in HEADLINE_COLUMNS) + " |" for r in task_rows]
-    for task, why in missing_tasks(rows, not_run).items():
+    for key, why in missing_tasks(rows, not_run).items():
+        task, _, budget = key.partition("@")
         cells = dict.fromkeys(HEADLINE_COLUMNS, "–")
         published = "; ".join(claim_text(c) for c in claims_for(task, claims) if c.get("kind") == "claim")
         cells.update(task=task, seeds="0", rer="not run", verdict=why, claim=published or "–")
+        if budget:
+            cells["budget"] = budget
         lines.append("| " + " | ".join(_md(cells[c]) for c in HEADLINE_COLUMNS) + " |")
     claim_records = [r for r in records if r.get("claim")]
     if claim_records or set(not_run or {}) & set(claim_registry()):

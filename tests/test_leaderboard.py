@@ -521,7 +521,8 @@ def test_a_task_that_was_not_run_gets_a_row_saying_why(tmp_path: Path) -> None:
     rows after all is not listed; a malformed file is refused before anything is written."""
     results = _results(tmp_path)
     (results / "not-run.yaml").write_text("brain-tumour: >-\n  no labelled volumes\n  here\nwikitext2: ran after all\n"
-                                          "pai-hackathon-wikitext2: hours per arm here\n")
+                                          "pai-hackathon-wikitext2: hours per arm here\n"
+                                          "bbbp@converged: 20 core-hours\nbbbp@quick: ran after all\n")
     res = build_site([results], tmp_path / "site", generated="x")
     headline = res.headline.read_text()
     row = next(line for line in headline.splitlines() if line.startswith("| brain-tumour |"))
@@ -529,6 +530,11 @@ def test_a_task_that_was_not_run_gets_a_row_saying_why(tmp_path: Path) -> None:
     assert not any(line.startswith("| wikitext2 | – |") for line in headline.splitlines())
     assert "| pai-hackathon-wikitext2 | +10.6 % | not run: hours per arm here |" in headline
     assert not any(line.startswith("| pai-hackathon-wikitext2 | – |") for line in headline.splitlines())
+    # a TASK@BUDGET key: a row for that budget beside the task's rows at others, until it has one
+    assert "| bbbp | – | – | converged | 0 | not run | 20 core-hours |" in headline
+    assert "bbbp@quick" not in headline and "ran after all" not in headline
+    assert "- bbbp (converged budget): 20 core-hours" in res.markdown.read_text()
+    assert "bbbp (converged budget) (20 core-hours)" in res.index.read_text()
     assert "- brain-tumour: no labelled volumes here" in res.markdown.read_text()
     assert "brain-tumour (no labelled volumes here)" in res.index.read_text()
     assert "<b>Not run:</b> hours per arm here." in res.claims.read_text()

@@ -14,7 +14,8 @@ NOT_RUN_FILE = "not-run.yaml"
 
 def load_not_run(results_dirs: Sequence[Path | str]) -> dict[str, str]:
     """Why a task (or a claim) has no row: ``not-run.yaml`` at the top of a results folder maps task
-    names and claim ids to a reason ("word-level WikiText-2 needs a GPU here"). A published
+    names, claim ids and ``TASK@BUDGET`` (a budget a task has no row at, e.g. ``cifar10@converged``)
+    to a reason ("word-level WikiText-2 needs a GPU here"). A published
     leaderboard must have a row per task or say why not, and the reason belongs with the records it
     explains, not in prose elsewhere. A malformed file is refused in one line (exit 2) before
     anything is written."""
