@@ -30,6 +30,7 @@ def run(args, env, cwd, timeout=120):
     ([TOY, "dendrites.max_dendrite=3"], "valid parameters: .*max_dendrites"),
     ([TOY, "colour=red"], "unknown setting 'colour'; valid settings: task"),
     ([TOY, "data.source=cloud"], "unknown data source 'cloud'; valid data sources: offline, online"),
+    ([TOY, "precision=fp16"], "unknown precision 'fp16'; valid precisions: bf16, fp32"),
     ([TOY, "results_dir=/etc/hostname/sub"], "results_dir .* is not a folder"),
     (["budget=smoke"], "no task given"),
     # issue 13 items 9 and 18: one line, exit 2, before any training

@@ -13,3 +13,4 @@ BUDGET_NAMES = ("smoke", "quick", "standard", "full")  # every task defines thes
 OPTIONAL_BUDGET_NAMES = ("converged",)
 KNOWN_BUDGET_NAMES = ("smoke", "quick", "standard", "converged", "full")  # the order lists and docs use
 DATA_SOURCES = ("offline", "online")
+PRECISIONS = ("fp32", "bf16")

@@ -44,12 +44,16 @@ def _flat(prefix: str, value: Any) -> dict[str, Any]:
 
 def scale_settings(record: dict[str, Any]) -> dict[str, Any]:
     """What no two runs may differ in to be pooled at all, whatever the protocol: task and its
-    version, data, claim and budget name. A claim's summary keeps one such set (a smoke check beside
-    the real run is never mixed in); a row adds the rest (:func:`common_settings`)."""
+    version, data, claim, budget name and a precision other than fp32. A claim's summary keeps one
+    such set (a smoke check beside the real run is never mixed in); a row adds the rest
+    (:func:`common_settings`)."""
     cfg = record.get("config") or {}
-    return {"task": str(record["task"]), "task_version": cfg.get("task_version"),
-            "dataset": record.get("dataset"), "data_source": str(record["data_source"]),
-            "claim": claim_of(record), "budget": str(record["budget"])}
+    out = {"task": str(record["task"]), "task_version": cfg.get("task_version"),
+           "dataset": record.get("dataset"), "data_source": str(record["data_source"]),
+           "claim": claim_of(record), "budget": str(record["budget"])}
+    if (precision := cfg.get("precision") or "fp32") != "fp32":  # bf16 runs never pool with fp32 ones
+        out["precision"] = precision
+    return out
 
 
 def common_settings(record: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +62,8 @@ def common_settings(record: dict[str, Any]) -> dict[str, Any]:
     scale = scale_settings(record)
     out: dict[str, Any] = {k: scale[k] for k in ("task", "task_version", "dataset", "data_source")}
     out.update(protocol=protocol_of(record), claim=scale["claim"], budget=scale["budget"])
+    if "precision" in scale:
+        out["precision"] = scale["precision"]
     if out["protocol"] == "published":
         # a claim's published protocol gives its arms unequal budgets, and may give them different
         # models (credit: MLP 128-wide baseline, 64-wide dendritic), on purpose: the claim file and

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dendrobench.errors import ConfigError, int_setting, unknown_choice
-from dendrobench.running.settings import ARMS, DATA_SOURCES, DEVICES, KNOWN_BUDGET_NAMES
+from dendrobench.running.settings import ARMS, DATA_SOURCES, DEVICES, KNOWN_BUDGET_NAMES, PRECISIONS
 
 __all__ = ["ARMS", "DEVICES", "RunConfig", "from_mapping", "validate", "check_writable", "effective_timeout"]
 DATA_KEYS = ("source", "root")  # the keys under ``data.``
@@ -40,6 +40,7 @@ class RunConfig:
     data_source: str = "offline"
     data_root: str | None = None
     device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16: training forward passes under autocast (dendrobench/running/training.py)
     dendrites: dict[str, Any] = field(default_factory=lambda: {"engine": "gd"})
     compressed_width: float = 0.67
     wide_tolerance: float = 0.05
@@ -130,6 +131,8 @@ def validate(run: RunConfig) -> None:
         raise unknown_choice("data source", run.data_source, DATA_SOURCES)
     if run.device not in DEVICES:
         raise unknown_choice("device", run.device, DEVICES)
+    if run.precision not in PRECISIONS:
+        raise unknown_choice("precision", run.precision, PRECISIONS)
     if not 0 < float(run.compressed_width) <= 1:
         raise ConfigError(f"compressed_width must be in (0, 1], got {run.compressed_width}")
     if not 0 < float(run.wide_tolerance) < 1:

@@ -167,6 +167,8 @@ class Suite:
             "compressed_width": self.run.compressed_width if arm == "compressed" else None,
             "wide_tolerance": self.run.wide_tolerance if arm == "wide" else None,
             "device": self.device.type, "threads": self.threads,
+            # only when not fp32, so that every fp32 run keeps its hash
+            **({"precision": self.run.precision} if self.run.precision != "fp32" else {}),
             "deterministic": torch.are_deterministic_algorithms_enabled(), "versions": {"python": self.env["python"], "dendrobench": self.env["dendrobench"],
                                                       **self.env["packages"]},
             # only non-default options, and only when there are any: default runs keep their hash
@@ -325,7 +327,8 @@ class Suite:
                 bar = tqdm(desc=f"  {arm} s{seed}", unit="step", leave=False, disable=not show)
                 meter.start(path.stem)
                 with self.network_guard(train_attempts):
-                    train_arm(self.task, data, self.budget, spec, self.device, record, progress=bar)
+                    train_arm(self.task, data, self.budget, spec, self.device, record, progress=bar,
+                              precision=self.run.precision)
                 attempts = self._load_attempts.get(seed, []) + train_attempts
                 if attempts:  # even one the plugin caught: an offline run that reached for the network is not ok
                     more = f" (+{len(attempts) - 1} more)" if len(attempts) > 1 else ""

@@ -16,7 +16,14 @@ from typing import Any
 CONF_DIR = Path(__file__).parent.parent / "conf"
 
 # The closed sets of choices live in the contract (re-exported here for the settings table).
-from dendrobench.contract.names import ARMS, BUDGET_NAMES, DATA_SOURCES, DEVICES, KNOWN_BUDGET_NAMES  # noqa: E402, F401
+from dendrobench.contract.names import (  # noqa: E402, F401
+    ARMS,
+    BUDGET_NAMES,
+    DATA_SOURCES,
+    DEVICES,
+    KNOWN_BUDGET_NAMES,
+    PRECISIONS,
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ SETTINGS: tuple[Setting, ...] = (
             "enforced) or `online` (the real full dataset through its standard loader)"),
     Setting("data.root", "where online data lives", "`null` (the loader's own cache folder) or a folder"),
     Setting("device", "where to train", "`auto`, `cpu`, `cuda`, `mps`"),
+    Setting("precision", "training arithmetic: `bf16` runs each training forward pass under bf16 autocast "
+            "(backward and optimizer in the parameters' fp32; validation and test stay fp32); part of the "
+            "record identity when not fp32", "`fp32`, `bf16`"),
     Setting("compressed_width", "width of the compressed arm's base model", "a number in (0, 1]"),
     Setting("wide_tolerance", "the wide arm's parameters must match the dendritic model's within this",
             "a number in (0, 1)"),

@@ -5,6 +5,7 @@ dendrites is named here (:func:`null_arm_reason`), where the counts are known.""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -104,7 +105,7 @@ class ArmSpec:
 
 
 def warm_up(task: Task, model: nn.Module, build: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
-            loaders: Loaders, device: torch.device) -> float:
+            loaders: Loaders, device: torch.device, autocast: Callable[[], Any] = contextlib.nullcontext) -> float:
     """One untimed optimizer step and one evaluation batch on a throwaway copy of ``model``; returns
     the seconds it took.
 
@@ -123,7 +124,9 @@ def warm_up(task: Task, model: nn.Module, build: Callable[[list[nn.Parameter]], 
             scratch.train()
             opt = build([p for p in scratch.parameters() if p.requires_grad])
             batch = move_to(next(iter(loaders.val)), device)
-            loss = task.loss(scratch(*task.inputs(batch)), batch)
+            with autocast():  # the training step's own arithmetic, so its kernels are the ones warmed up
+                out = scratch(*task.inputs(batch))
+            loss = task.loss(out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out, batch)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -157,8 +160,22 @@ def null_arm_reason(added: Any, at_selected: int | None, final: int | None, sele
     return f"added {added} dendrites, then dropped all of them: the selected model is the base model"
 
 
+def autocast_for(device: torch.device, precision: str) -> Callable[[], Any]:
+    """A fresh context for one training forward pass: bf16 autocast on ``device`` (CUDA's tensor
+    cores, or a CPU with bf16 support), or nothing for fp32.
+
+    Why only the forward pass: autocast's own advice is to leave backward outside it (the backward
+    ops run in the dtypes the forward chose), and bf16 keeps fp32's exponent range, so no gradient
+    scaler is needed. The parameters and the optimizer stay fp32. Validation and test are not
+    autocast: the metric every arm is compared on is computed at full precision.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
 def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device: torch.device,
-              record: Record, progress: Any | None = None) -> Record:
+              record: Record, progress: Any | None = None, precision: str = "fp32") -> Record:
     """Train one arm under the budget and fill ``record``; raises Diverged on NaN/inf."""
     evaluator = task.evaluator
     metric = evaluator.name
@@ -178,12 +195,17 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
             progress.total = total
             progress.refresh()
 
+        autocast = autocast_for(device, precision)
+
         def loss_fn(m: nn.Module, batch: Any) -> torch.Tensor:
-            return task.loss(m(*task.inputs(batch)), batch)
+            with autocast():
+                out = m(*task.inputs(batch))
+            # the loss from fp32 outputs: a task's loss (cross-entropy, Dice) is not all autocast-listed
+            return task.loss(out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out, batch)
 
         schedule = LRSchedule(budget, total, loaders.steps_per_epoch, evaluator.higher_is_better)
         schedule.attach(optimizer)
-        record.extra["warmup_s"] = round(warm_up(task, model, build, loaders, device), 3)
+        record.extra["warmup_s"] = round(warm_up(task, model, build, loaders, device, autocast), 3)
         batches = cycle_batches(loaders.train)
         best_score, best_model, best_epoch = float("nan"), copy.deepcopy(model), 0
         stale = 0  # epochs since the validation score last improved (early stopping)
