@@ -124,9 +124,7 @@ def warm_up(task: Task, model: nn.Module, build: Callable[[list[nn.Parameter]], 
             scratch.train()
             opt = build([p for p in scratch.parameters() if p.requires_grad])
             batch = move_to(next(iter(loaders.val)), device)
-            with autocast():  # the training step's own arithmetic, so its kernels are the ones warmed up
-                out = scratch(*task.inputs(batch))
-            loss = task.loss(out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out, batch)
+            loss = forward_loss(task, scratch, batch, autocast)  # the training step's own arithmetic
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -174,6 +172,15 @@ def autocast_for(device: torch.device, precision: str) -> Callable[[], Any]:
     return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def forward_loss(task: Task, model: nn.Module, batch: Any, autocast: Callable[[], Any]) -> torch.Tensor:
+    """The task's training loss, the forward pass under ``autocast`` (see :func:`autocast_for`) and
+    the loss itself from fp32 outputs: not every task's loss (Dice, say) is on autocast's lists.
+    Under fp32 ``.float()`` returns the tensor itself, so results are exactly what they were."""
+    with autocast():
+        out = model(*task.inputs(batch))
+    return task.loss(out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out, batch)
+
+
 def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device: torch.device,
               record: Record, progress: Any | None = None, precision: str = "fp32") -> Record:
     """Train one arm under the budget and fill ``record``; raises Diverged on NaN/inf."""
@@ -198,10 +205,7 @@ def train_arm(task: Task, data: TaskData, budget: Budget, spec: ArmSpec, device:
         autocast = autocast_for(device, precision)
 
         def loss_fn(m: nn.Module, batch: Any) -> torch.Tensor:
-            with autocast():
-                out = m(*task.inputs(batch))
-            # the loss from fp32 outputs: a task's loss (cross-entropy, Dice) is not all autocast-listed
-            return task.loss(out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out, batch)
+            return forward_loss(task, m, batch, autocast)
 
         schedule = LRSchedule(budget, total, loaders.steps_per_epoch, evaluator.higher_is_better)
         schedule.attach(optimizer)
