@@ -6,9 +6,10 @@ index's opening section, the README headline). The rule for which rows enter:
 
 * task rows only: no smoke rows, no claim protocols, only ``protocol=matched`` (equal steps; a tuned
   or forked row answers another question);
-* one engine at a time: the engine's rows, one per task, so that no baseline seed enters twice: a
-  row not found under-trained before one that was, then the larger budget (``full`` > ``converged``
-  > ``standard`` > ``quick``);
+* rows the convergence rule found under-trained do not enter: their verdicts are withheld, and so is
+  their part in the answer; the scope names the tasks left out for it;
+* one engine at a time: the engine's rows, one per task, so that no baseline seed enters twice: the
+  larger budget (``full`` > ``converged`` > ``standard`` > ``quick``);
 * at least 2 tasks, each with complete seed pairs.
 
 Each task is one stratum of the bootstrap; its tie tolerance is its metric's
@@ -18,7 +19,7 @@ Each task is one stratum of the bootstrap; its tie tolerance is its metric's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dendrobench.contract import metrics
 from dendrobench.evidence.aggregate import Aggregate, aggregate
@@ -40,6 +41,7 @@ class CrossTask:
     reference_words: str
     result: Aggregate
     rows: list[IndexRow]
+    left_out: list[IndexRow] = field(default_factory=list)  # tasks whose only rows are under-trained
 
     @property
     def sentence(self) -> str:
@@ -47,12 +49,9 @@ class CrossTask:
 
     @property
     def scope(self) -> str:
-        names = ", ".join(f"{r.key.task} ({r.key.budget}" + (", under-trained" if r.convergence is not None
-                                                            and r.convergence.under_trained else "") + ")"
-                          for r in self.rows)
-        under = sum(r.convergence is not None and r.convergence.under_trained for r in self.rows)
-        caveat = (f"; {under} of {len(self.rows)} rows under-trained, so this describes today's runs, not converged "
-                  "ones") if under else ""
+        names = ", ".join(f"{r.key.task} ({r.key.budget})" for r in self.rows)
+        left = ", ".join(f"{r.key.task} ({r.key.budget})" for r in self.left_out)
+        caveat = f"; left out as under-trained: {left}" if left else ""
         return f"engine {self.engine}, matched budgets, one row per task: {names}{caveat}"
 
 
@@ -60,9 +59,8 @@ def _rank(row: IndexRow) -> int:
     return GRADE_ORDER.index(row.grade) if row.grade in GRADE_ORDER else -1
 
 
-def _preference(row: IndexRow) -> tuple[bool, int]:
-    """Which of a task's rows enters: one the convergence rule did not reject, then the larger budget."""
-    return (not (row.convergence is not None and row.convergence.under_trained), _rank(row))
+def _under_trained(row: IndexRow) -> bool:
+    return row.convergence is not None and row.convergence.under_trained
 
 
 def cross_task(rows: Sequence[IndexRow]) -> list[CrossTask]:
@@ -72,19 +70,26 @@ def cross_task(rows: Sequence[IndexRow]) -> list[CrossTask]:
     for arm, reference, words in CROSS_COMPARISONS:
         for engine in engines:
             best: dict[str, tuple[IndexRow, tuple[list[float], list[float]]]] = {}  # task -> row, its pairs
+            under: dict[str, IndexRow] = {}  # task -> its largest under-trained row
             for r in rows:
                 if (r.smoke or r.key.claim or r.key.protocol != "matched" or r.key.engine != engine
                         or _rank(r) < 0):
                     continue
                 pairs = paired_errors(r.group.records, arm, reference)
-                if pairs[0] and (r.key.task not in best or _preference(r) > _preference(best[r.key.task][0])):
+                if not pairs[0]:
+                    continue
+                if _under_trained(r):
+                    if r.key.task not in under or _rank(r) > _rank(under[r.key.task]):
+                        under[r.key.task] = r
+                elif r.key.task not in best or _rank(r) > _rank(best[r.key.task][0]):
                     best[r.key.task] = (r, pairs)
             if len(best) < MIN_TASKS:
                 continue
             chosen = [best[t][0] for t in sorted(best)]
             scores = {t: best[t][1] for t in sorted(best)}
             tolerance = {r.key.task: metrics.tie_tolerance(r.group.metric) for r in chosen}
-            out.append(CrossTask(engine, words, aggregate(arm, reference, scores, tolerance), chosen))
+            left_out = [under[t] for t in sorted(under) if t not in best]
+            out.append(CrossTask(engine, words, aggregate(arm, reference, scores, tolerance), chosen, left_out))
     return out
 
 
