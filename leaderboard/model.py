@@ -152,7 +152,7 @@ DETAILS: tuple[tuple[str, str, str], ...] = (
     ("modality", "modality", ""),
     ("engine", "engine", "dendrite engine"),
     ("budget", "budget", "training budget (identical optimizer steps for every arm under the matched protocol)"),
-    ("grade", "grade", "smoke: pipeline check; quick: indicative; publishable: >= 10 seed pairs at standard/full"),
+    ("grade", "grade", "the budget; smoke: pipeline check; publishable: >= 10 seed pairs at standard, converged or full, verdict not withheld"),
     ("protocol", "protocol", "matched: equal budgets; published: a claim's own procedure"),
     ("settings", "settings", "what differs from the other rows of this task"),
     ("metric", "metric", "test metric, or validation where marked (val); ↑ higher is better, ↓ lower is better"),
@@ -296,8 +296,8 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]], conv: Converge
     fails = Counter({a: s.failed + s.diverged for a, s in g.arms.items()})
     claim_cell = "; ".join(claim_text(c, k.dataset) for c in row.claims if c.get("kind") == "claim") or "–"
     mixed = g.mixed_versions
-    grade_text = "publishable" if row.publishable else {"smoke": "pipeline check", "quick": "quick"}.get(
-        row.grade, row.grade)
+    # the budget's name, always (two publishable rows of one task differ by it), and whether it is publishable
+    grade_text = {"smoke": "pipeline check"}.get(row.grade, row.grade) + (" · publishable" if row.publishable else "")
     protocol, claim_id = g.protocol, g.claim
     verdict = verdict_text(cb) + (" · no dendrites" if row.warning and not cb.null_note else "")
     shown = shown_verdict(conv, cb.verdict)

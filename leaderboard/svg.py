@@ -343,7 +343,7 @@ def forest(title: str, rows: Sequence[ForestRow], floor: float = RER_FLOOR) -> M
             items.append(f'<path d="M{lx + 5} 9 l4 7 l-4 7 l-4 -7 z" fill="{col}"/>')
         items.append(f'<text x="{lx + 15}" y="20" class="legend">{_e(text)}</text>')
         lx += 30 + 7 * len(text)
-    items.append(f'<text x="{lx}" y="20" class="legend muted-text">filled: p &lt; 0.05</text>')
+    items.append(f'<text x="{lx}" y="20" class="legend muted-text">filled: p &lt; 0.05 · grey: no verdict</text>')
     items.append(f'<text x="8" y="20" class="legend"><tspan font-weight="600">{_e(title)}</tspan></text>')
     return Markup(
         f'<svg class="chart forest" viewBox="0 0 {FOREST_W} {height}" width="{FOREST_W}" height="{height}" role="img" '

@@ -52,6 +52,15 @@ def test_rising_baseline_gets_no_verdict_and_is_not_publishable(tmp_path: Path) 
     csv = res.csv.read_text()
     assert "under-trained: no verdict" in csv and ",under-trained,history," in csv
     assert "under-trained (history)" in res.markdown.read_text()
+    # the forest plot: the under-trained row is muted and its significant estimate not filled
+    from leaderboard.forest import forest_rows
+
+    plotted = {f.label: f for f in forest_rows(res.rows, lambda r: None)}
+    under = next(f for label, f in plotted.items() if label.startswith("bbbp"))
+    ok = next(f for label, f in plotted.items() if label.startswith("cifar10"))
+    assert under.muted and "under-trained" in under.sublabel and not under.estimates[0].significant
+    assert NO_VERDICT in under.estimates[0].tip
+    assert not ok.muted and ok.estimates[0].significant
 
 
 def test_a_double_budget_run_decides_and_is_not_a_row(tmp_path: Path) -> None:
