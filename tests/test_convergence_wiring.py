@@ -77,6 +77,17 @@ def test_a_double_budget_run_decides_and_is_not_a_row(tmp_path: Path) -> None:
     assert row.cells["verdict"].text.startswith(NO_VERDICT)
 
 
+def test_a_fork_row_takes_the_matched_double_budget_runs(tmp_path: Path) -> None:
+    """protocol=fork's baseline arm is the matched baseline (it trains on unchanged past the fork),
+    so the matched 2x runs decide the fork row's convergence as well."""
+    fork = _row("bbbp", 0.2, rising=True)
+    for r in fork:
+        r.protocol = "fork"
+    write(tmp_path / "res", fork + _doubles("bbbp", gain=0.1))
+    (row,) = [r for r in build_site([tmp_path / "res"], tmp_path / "site").rows if r.key.protocol == "fork"]
+    assert row.cells["convergence"].text == "under-trained (2x budget)"
+
+
 def test_cli_prints_every_row_with_its_convergence(tmp_path: Path, capsys) -> None:
     write(tmp_path / "res", _row("bbbp", 0.2, rising=True) + _row("cifar10", 0.2, rising=False))
     assert main([str(tmp_path / "res"), "--out", str(tmp_path / "site")]) == 0

@@ -181,8 +181,12 @@ def planned_steps(record: dict[str, Any]) -> float | None:
 
 
 def _shape(record: dict[str, Any]) -> str:
-    """The record's common settings less the budget's length: equal for a run and its 2x run."""
+    """The record's common settings less the budget's length: equal for a run and its 2x run. A
+    ``protocol=fork`` row's baseline is the matched baseline itself (it trains on, unchanged, past
+    the fork: dendrobench/running/fork.py), so the matched 2x runs are its evidence too."""
     c = {k: v for k, v in stats.common_settings(record).items() if k not in LENGTH_KEYS}
+    if c.get("protocol") == "fork":
+        c["protocol"] = "matched"
     return stats._canon(c)
 
 
