@@ -209,6 +209,7 @@ def test_training_step_throughput(benchmark, name, tmp_path):
                                  if isinstance(v, float)})
     if len(_ROWS) == len(CASES):
         print("\n" + format_table(_LIMITS, [r for n in CASES if n in _ROWS for r in _ROWS[n]]))
+    if name in ("credit-default", "credit-default-standard") and {"credit-default", "credit-default-standard"} <= set(_ROWS):
         for arm in ("baseline", "dendrites"):
             new, old = (next(r for r in _ROWS[n] if r["arm"] == arm) for n in ("credit-default", "credit-default-standard"))
             print(f"credit-default {arm}: converged / standard examples per second = "
