@@ -55,6 +55,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from dendrobench.baselines.adaptive_lm import ADAPTIVE_SMALL_LM, AdaptiveLMConfig, build_adaptive_lm
 from dendrobench.baselines.transformer import (
     GPT2_SMALL_LM,
     MEDIUM_LM,
@@ -442,9 +443,13 @@ class WikiText2Task(Task):
         # GPU scale: GPT-2-small-shaped model, AdamW 6e-4 with warm-up and cosine decay (nanoGPT-style)
         "full": Budget(epochs=50, batch_size=32, lr=6e-4, steps_per_epoch=1000, optimizer="adamw", weight_decay=0.1,
                        schedule="cosine", warmup_steps=2000, grad_clip=1.0, eval_batch_size=32),
+        # PROVISIONAL (pilot)
+        "converged": Budget(epochs=12, batch_size=32, lr=3e-3, steps_per_epoch=128, optimizer="adamw",
+                            weight_decay=0.01, schedule="constant", warmup_steps=100, grad_clip=1.0,
+                            eval_batch_size=64, max_train_examples=8192),
     }
     models: dict[str, TransformerConfig] = {"smoke": TINY_LM, "quick": SMALL_LM, "standard": MEDIUM_LM,
-                                            "full": GPT2_SMALL_LM}
+                                            "full": GPT2_SMALL_LM, "converged": ADAPTIVE_SMALL_LM}
 
     def __init__(self, model: TransformerConfig | None = None):
         self.model_config: TransformerConfig = model or self.models["quick"]
@@ -471,16 +476,25 @@ class WikiText2Task(Task):
         config = self.model_config
         seq_len = int(data.meta.get("seq_len", config.max_len))
         if seq_len > config.max_len:
-            config = TransformerConfig(**{**config.__dict__, "max_len": seq_len})
+            config = replace(config, max_len=seq_len)
+        if isinstance(config, AdaptiveLMConfig):  # its shortlist: the training split's most frequent words
+            return build_adaptive_lm(config, int(data.meta["vocab_size"]), data.train.tokens, width)
         return build_transformer_lm(config, int(data.meta["vocab_size"]), width)
 
+    @property
+    def adaptive(self) -> bool:
+        """An adaptive-softmax model (``converged``): called with the targets, returns each token's NLL."""
+        return isinstance(self.model_config, AdaptiveLMConfig)
+
     def inputs(self, batch: Any) -> Sequence[torch.Tensor]:
-        return (batch[0],)
+        return (batch[0], batch[1]) if self.adaptive else (batch[0],)
 
     def targets(self, batch: Any) -> torch.Tensor:
         return batch[1]
 
     def loss(self, output: torch.Tensor, batch: Any) -> torch.Tensor:
+        if self.adaptive:  # the model's output is already each token's NLL
+            return output.mean()
         target = self.targets(batch)
         return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
 
@@ -494,8 +508,11 @@ class WikiText2Task(Task):
             batch = move_to(batch, device)
             out = model(*self.inputs(batch))
             target = self.targets(batch)
-            nll.append(float(F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), target.reshape(-1),
-                                             reduction="sum")))
+            if self.adaptive:
+                nll.append(float(out.double().sum()))
+            else:
+                nll.append(float(F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), target.reshape(-1),
+                                                 reduction="sum")))
             counts.append(int(target.numel()))
         return self.evaluator.eval({"y_true": torch.tensor(counts, dtype=torch.float64),
                                     "y_pred": torch.tensor(nll, dtype=torch.float64)})
