@@ -90,8 +90,12 @@ class CausalTransformerLM(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(d, config.n_heads, head_dim, ff, config.dropout) for _ in range(config.n_layers))
         self.ln_f = nn.LayerNorm(d)
-        self.head = nn.Linear(d, vocab_size)
+        self.head = self.make_head(d, vocab_size, config)
         self.apply(self._init)
+
+    def make_head(self, d: int, vocab_size: int, config: TransformerConfig) -> nn.Module:
+        """The output layer: a full softmax's logits (a subclass may return a cheaper head)."""
+        return nn.Linear(d, vocab_size)
 
     @staticmethod
     def _init(m: nn.Module) -> None:
@@ -100,13 +104,17 @@ class CausalTransformerLM(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The final hidden states ``(B, T, d)`` that the output layer reads."""
         t = tokens.shape[1]
         positions = torch.arange(t, device=tokens.device)
         x = self.drop(self.tok(tokens) + self.pos(positions)[None])
         for block in self.blocks:
             x = block(x)
-        return self.head(self.ln_f(x))
+        return self.ln_f(x)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(tokens))
 
 
 def build_transformer_lm(config: TransformerConfig, vocab_size: int, width: float = 1.0) -> CausalTransformerLM:

@@ -63,7 +63,7 @@ def test_registered_and_described():
     task = get_task("wikitext2")
     assert isinstance(task, WikiText2Task)
     assert task.metric == "perplexity" and task.modality == "text"
-    assert set(task.budgets) == {"smoke", "quick", "standard", "full"}
+    assert set(task.budgets) == {"smoke", "quick", "standard", "full", "converged"}
     assert task.evaluator.error(12.5) == 12.5  # unbounded: the error is the value itself
 
 

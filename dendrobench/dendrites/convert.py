@@ -25,11 +25,15 @@ def layer_types(names: list[str]) -> tuple[type[nn.Module], ...]:
 
 
 def find_layers(model: nn.Module, types: list[str], modules_to_convert: list[str] | None = None,
-                exclude: list[str] | None = None, skip: Callable[[nn.Module], bool] | None = None) -> list[str]:
+                exclude: list[str] | None = None, skip: Callable[[nn.Module], bool] | None = None,
+                model_exclude: bool = True) -> list[str]:
     """Names of the layers to convert, in module order.
 
     Linear layers owned by ``nn.MultiheadAttention`` are skipped: it reads their ``weight`` directly,
     so a wrapper would break it. ``modules_to_convert`` names (or glob patterns) must each match.
+    Without ``modules_to_convert``, the patterns the model itself declares in ``dendrite_exclude``
+    (e.g. an adaptive-softmax output layer, whose Linears are no hidden layers) are excluded too
+    (``model_exclude=False``: not, for an engine that needs every candidate).
     """
     wanted = layer_types(types)
     owned_by_mha = {f"{name}.{child}" if name else child
@@ -44,6 +48,7 @@ def find_layers(model: nn.Module, types: list[str], modules_to_convert: list[str
                 f"modules_to_convert {unmatched} match no convertible layer; convertible layers: "
                 f"{', '.join(candidates) or '(none)'}; layer types in the model: {describe_types(model)}")
         candidates = [c for c in candidates if any(fnmatch.fnmatchcase(c, p) for p in modules_to_convert)]
+    exclude = [*(exclude or []), *(model_exclusions(model) if model_exclude and not modules_to_convert else [])]
     if exclude:
         candidates = [c for c in candidates if not any(fnmatch.fnmatchcase(c, p) for p in exclude)]
     if not candidates:
@@ -51,6 +56,11 @@ def find_layers(model: nn.Module, types: list[str], modules_to_convert: list[str
             f"the model has no layer to convert (looking for {', '.join(types)}); "
             f"layer types in the model: {describe_types(model)}")
     return candidates
+
+
+def model_exclusions(model: nn.Module) -> list[str]:
+    """The glob patterns a model declares never to convert by default (its ``dendrite_exclude``)."""
+    return [str(p) for p in getattr(model, "dendrite_exclude", ()) or ()]
 
 
 def describe_types(model: nn.Module) -> str:

@@ -188,7 +188,7 @@ class PerforatedAIDendrites(DendriteEngine):
         cfg = self.cfg
         # our own conversion rules first: the same clear errors as every engine for bad input
         self.layers = find_layers(model, cfg.types, cfg.modules_to_convert, cfg.exclude)
-        everything = find_layers(model, cfg.types)
+        everything = find_layers(model, cfg.types, model_exclude=False)  # what 'by class' would convert
         self.workdir = Path(ctx.workdir) / "perforatedai"
         self._reset_globals()
         self._configure(ctx)
