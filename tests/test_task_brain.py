@@ -41,7 +41,7 @@ def test_registered_and_described():
     task = get_task("brain-tumour")
     assert isinstance(task, BrainTumourTask)
     assert task.metric == "mean_dice" and task.modality == "3d-volume"
-    assert set(task.budgets) == {"smoke", "quick", "standard", "full"}
+    assert set(task.budgets) == {"smoke", "quick", "standard", "converged", "full"}
     assert task.evaluator.error(0.8) == pytest.approx(0.2)
 
 

@@ -53,7 +53,7 @@ def test_registered_and_described():
     task = get_task("credit-default")
     assert isinstance(task, CreditDefaultTask)
     assert task.metric == "roc_auc" and task.modality == "tabular"
-    assert set(task.budgets) == {"smoke", "quick", "standard", "full"}
+    assert set(task.budgets) == {"smoke", "quick", "standard", "converged", "full"}
 
 
 def test_german_credit_labels_bad_credit_as_positive():
