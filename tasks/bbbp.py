@@ -537,7 +537,7 @@ class BBBPTask(Task):
         # the published setup (Hu et al. 2020; OGB mol example): 100 epochs, batch 32, Adam 1e-3
         "full": Budget(epochs=100, batch_size=32, lr=1e-3, eval_batch_size=512),
         # the small GIN until validation ROC-AUC has plateaued: quick's settings, 40 passes over the
-        # BBBP training split (1,040 steps, ~35 s per baseline arm on one core). Chosen from 3 baseline
+        # BBBP training split (1,040 steps, 35-48 s per baseline arm on one core). Chosen from 3 baseline
         # seeds at 12 / 24 / 48 epochs (test error 0.300 / 0.287 / 0.284, seed SD 0.012-0.018): past 24
         # epochs doubling the steps gains less than the seed spread. Evidence: docs/results.md.
         "converged": Budget(epochs=40, batch_size=64, lr=1e-3, eval_batch_size=512),
