@@ -59,10 +59,6 @@ def _rank(row: IndexRow) -> int:
     return GRADE_ORDER.index(row.grade) if row.grade in GRADE_ORDER else -1
 
 
-def _under_trained(row: IndexRow) -> bool:
-    return row.convergence is not None and row.convergence.under_trained
-
-
 def cross_task(rows: Sequence[IndexRow]) -> list[CrossTask]:
     """Every comparison and engine with at least :data:`MIN_TASKS` task rows (rule in the module doc)."""
     out = []
@@ -78,7 +74,7 @@ def cross_task(rows: Sequence[IndexRow]) -> list[CrossTask]:
                 pairs = paired_errors(r.group.records, arm, reference)
                 if not pairs[0]:
                     continue
-                if _under_trained(r):
+                if r.under_trained:
                     if r.key.task not in under or _rank(r) > _rank(under[r.key.task]):
                         under[r.key.task] = r
                 elif r.key.task not in best or _rank(r) > _rank(best[r.key.task][0]):

@@ -39,7 +39,7 @@ def forest_rows(rows: Sequence[IndexRow], link: Callable[[IndexRow], str | None]
             (v, f"published: {claim_text(c, k.dataset)} (RER {v * 100:+.1f} %)") for c in row.claims
             if c.get("kind") == "claim" and (v := _claim_rer(c)) is not None]
         proto = "" if g.protocol != "published" else row.protocol_note.replace(f" of {g.claim}", "")
-        under = row.convergence is not None and row.convergence.under_trained
+        under = row.under_trained
         sub = " · ".join(x for x in (k.engine, row.cells["grade"].text, "under-trained" if under else "", k.data_source,
                                      f"{cb.pairs} pair" + ("" if cb.pairs == 1 else "s"),
                                      proto or ("claim" if g.claim else ""), row.label) if x)

@@ -203,6 +203,11 @@ class IndexRow:
         return self.grade == "smoke"
 
     @property
+    def under_trained(self) -> bool:
+        """The convergence rule found the baseline still learning: the row's verdicts are withheld."""
+        return self.convergence is not None and self.convergence.under_trained
+
+    @property
     def href(self) -> str:
         return f"{self.page}#{self.anchor}"
 
@@ -288,7 +293,8 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]], conv: Converge
     row = IndexRow(group=g, page=f"tasks/{slug(k.task)}.html", claims=claims_for(k.task, claims),
                    anchor=f"row-{row_id}", grade=grade_of(g), publishable=g.publishable, label=display_label(g),
                    convergence=conv)
-    if conv is not None and conv.under_trained:
+    under = row.under_trained
+    if under:
         row.publishable = False
     cb, cw, cc = g.comparison("dendrites", "baseline"), g.comparison("dendrites", "wide"), g.comparison(
         "compressed", "baseline")
@@ -303,7 +309,6 @@ def make_row(g: stats.GroupSummary, claims: list[dict[str, Any]], conv: Converge
     shown = shown_verdict(conv, cb.verdict)
     if shown == NO_VERDICT:
         verdict = NO_VERDICT + (f" (the test alone: {verdict})" if cb.p_value is not None else "")
-    under = conv is not None and conv.under_trained
     shown_wide = shown_verdict(conv, cw.verdict)
     row.cells = {
         "task": Cell(row.title, k.task.lower(), g.description),

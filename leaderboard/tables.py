@@ -70,7 +70,7 @@ def csv_record(row: IndexRow) -> dict[str, Any]:
     mixed = g.mixed_versions
     out.update({
         "p_value": _n(cb.p_value), "p_holm": _n(cb.p_holm), "family_size": cb.family_size or "", "diff_mean": _n(d.mean), "diff_low": _n(d.low), "diff_high": _n(d.high),
-        "p_improvement": _n(cb.p_improvement), "significant": cb.significant and not (row.convergence is not None and row.convergence.under_trained), "anecdotal": cb.anecdotal,
+        "p_improvement": _n(cb.p_improvement), "significant": cb.significant and not row.under_trained, "anecdotal": cb.anecdotal,
         "verdict": row.cells["verdict"].sort, "test_verdict": cb.verdict, "null_arm": cb.null_arm,
         "convergence": row.convergence.status if row.convergence else "not checked",
         "convergence_basis": (row.convergence.basis or "") if row.convergence else "",
