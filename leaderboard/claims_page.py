@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from dendrobench.contract.metrics import EVALUATORS
 from dendrobench.evidence import stats
 
 from .formatting import fmt_ratio, verdict_text
@@ -30,8 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .model import IndexRow
 
 
-# The directions of the metrics claims are stated in. Not dendrobench.contract.metrics: importing it loads
-# torch, 30 s of a leaderboard build on a busy machine, for four booleans.
+# The directions of the metrics claims are stated in, including names that have no evaluator ("dice").
 HIGHER_IS_BETTER = {"roc_auc": True, "accuracy": True, "dice": True, "mean_dice": True, "perplexity": False}
 
 
@@ -43,12 +43,17 @@ def higher_is_better(metric: str) -> bool:
 
 
 def claimed_rer(claimed: dict[str, Any]) -> float | None:
-    """The claim's own two numbers as an RER: (err_baseline - err_dendritic) / err_baseline."""
+    """The claim's own two numbers as an RER: (err_baseline - err_dendritic) / err_baseline, with the
+    error the measured rows use where the metric has an evaluator (a perplexity claim becomes an RER
+    of log-perplexity, as the wikitext2 rows are), so the claim's mark and the rows share one axis."""
     b, d = stats._num(claimed.get("baseline")), stats._num(claimed.get("dendritic"))
     metric = str(claimed.get("metric") or "")
     if b is not None and d is not None and metric:
         hib = higher_is_better(metric)
         eb, ed = (1 - b, 1 - d) if hib and b <= 1 and d <= 1 else (b, d)
+        if metric in EVALUATORS:
+            ev = EVALUATORS[metric]()
+            eb, ed = ev.error(b), ev.error(d)
         r = stats.rer(eb, ed)
         if r is not None:
             return r

@@ -1,6 +1,6 @@
 """The ``wikitext2`` task: causal language modelling with a small transformer, perplexity.
 
-Two tokenisations (``task_options.tokens``; the error used for RER is the perplexity itself):
+Two tokenisations (``task_options.tokens``; the error used for RER is the log-perplexity, nats per token):
   * ``word`` -- the standard word-level WikiText-2 (``wikitext-2-v1``, the figure the literature and
     the PAI claim report): the published *tokenized* text, one token per whitespace-separated word
     plus ``<eos>`` at the end of every line (as pytorch/examples' word_language_model), the
@@ -435,7 +435,8 @@ class WikiText2Task(Task):
                    "(word-level WikiText-2) or per byte")
     metric = "perplexity"
     # 2: data.source=online now means word-level wikitext-2-v1 (per-word perplexity), not raw bytes
-    version = "2"
+    # 3: the error for RER is log-perplexity (nats per token), not the perplexity (contract.metrics)
+    version = "3"
     Options = WikiTextOptions
     datasets = {
         "offline": "Python's bundled documentation text (pydoc_data.topics, ~65k words), a stand-in for "

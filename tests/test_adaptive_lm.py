@@ -215,5 +215,6 @@ def test_converged_path_end_to_end_on_the_fixture(tmp_path):
     for r in records:
         assert r["cost"]["steps"] == 4 and r["cost"]["flops_per_sample"] > 0
         assert 1 < r["test"]["perplexity"] == pytest.approx(math.exp(r["test"]["nll"]))
+        assert r["error"] == pytest.approx(r["test"]["nll"])  # the error for RER is log-perplexity
     assert dend["dendrites"]["cycles"] == 1 and dend["params"]["inference"] > base["params"]["inference"]
     assert abs(wide["params"]["inference"] - dend["params"]["inference"]) <= 0.05 * dend["params"]["inference"]

@@ -4,6 +4,7 @@ conftest forbids sockets and sets HF_HUB_OFFLINE."""
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from pathlib import Path
@@ -64,7 +65,10 @@ def test_registered_and_described():
     assert isinstance(task, WikiText2Task)
     assert task.metric == "perplexity" and task.modality == "text"
     assert set(task.budgets) == {"smoke", "quick", "standard", "full", "converged"}
-    assert task.evaluator.error(12.5) == 12.5  # unbounded: the error is the value itself
+    # the error for RER is log-perplexity, the cross-entropy in nats: monotone in perplexity, 0 at 1
+    assert task.evaluator.error(12.5) == pytest.approx(math.log(12.5))
+    assert task.evaluator.error(1.0) == 0.0 and task.evaluator.error(300.0) < task.evaluator.error(301.0)
+    assert math.isnan(task.evaluator.error(float("nan")))
 
 
 def test_offline_pydoc_data(pydoc):
