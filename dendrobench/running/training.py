@@ -43,8 +43,12 @@ class Diverged(Exception):
 
 # -- environment ------------------------------------------------------------------------------
 def optimizer_factory(budget: Budget) -> Callable[[list[nn.Parameter]], torch.optim.Optimizer]:
+    """The budget's optimizer, always the ``foreach`` (multi-tensor) implementation: PyTorch picks it
+    on CUDA by default but the per-parameter Python loop on CPU, and for the same steps both give
+    the same parameters bit for bit (tests/test_speed_identity.py), so records keep their numbers.
+    Not ``fused``: its CPU kernel rounds differently."""
     def build(params: list[nn.Parameter]) -> torch.optim.Optimizer:
-        kw = {"lr": budget.lr, "weight_decay": budget.weight_decay}
+        kw = {"lr": budget.lr, "weight_decay": budget.weight_decay, "foreach": True}
         if budget.optimizer == "sgd":
             return torch.optim.SGD(params, momentum=0.9, nesterov=True, **kw)
         if budget.optimizer == "adamw":

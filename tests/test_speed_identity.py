@@ -1,0 +1,98 @@
+"""The speed paths change no number: PermutedBatches against PyTorch's own samplers (the same
+batches, the same generator state), and the multi-tensor optimizers against the per-parameter loop.
+
+Published records were trained with ``BatchSampler(RandomSampler(...))``; the faster sampler is only
+allowed because it changes no number (issue 20: a change that alters results bumps the version).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+
+from dendrobench.contract.batching import PermutedBatches
+from dendrobench.contract.task import Task
+
+
+def _torch_loader(ds, bs, shuffle, gen):
+    sampler = RandomSampler(ds, generator=gen) if shuffle else SequentialSampler(ds)
+    return DataLoader(ds, batch_size=None, sampler=BatchSampler(sampler, bs, drop_last=False), generator=gen)
+
+
+def _passes(loader, passes, cut=None):
+    """Batches of ``passes`` full passes, then ``cut`` batches of one more (a pass left unfinished)."""
+    out = [[b for b in loader] for _ in range(passes)]
+    if cut is not None:
+        it = iter(loader)
+        out.append([next(it) for _ in range(cut)])
+    return out
+
+
+@pytest.mark.parametrize("n,bs", [(10, 3), (12, 4), (5, 8), (1, 1), (1000, 512), (1024, 512)])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_same_batches_and_generator_state_as_torchs_samplers(n, bs, shuffle):
+    ds = TensorDataset(torch.arange(n * 3, dtype=torch.float32).view(n, 3), torch.arange(n))
+    g_old, g_new = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    old = _passes(_torch_loader(ds, bs, shuffle, g_old), 3, cut=1)
+    new = _passes(Task.dataloader(None, ds, bs, shuffle, g_new), 3, cut=1)  # type: ignore[arg-type]
+    assert [len(p) for p in old] == [len(p) for p in new]
+    for p_old, p_new in zip(old, new):
+        for (xo, yo), (xn, yn) in zip(p_old, p_new):
+            assert torch.equal(xo, xn) and torch.equal(yo, yn)
+    # the generator is left where PyTorch's samplers leave it, so whatever draws next is unchanged
+    assert torch.equal(torch.randint(0, 2**30, (4,), generator=g_old), torch.randint(0, 2**30, (4,), generator=g_new))
+    if shuffle and n > 1:  # and the passes really are shuffled, differently each time
+        firsts = [torch.cat([y for _, y in p]) for p in new[:3]]
+        assert not torch.equal(firsts[0], torch.arange(n)) or not torch.equal(firsts[1], torch.arange(n))
+
+
+def test_without_a_generator_it_draws_from_the_global_one_as_random_sampler_does():
+    ds = TensorDataset(torch.arange(20))
+    torch.manual_seed(3)
+    old = [b for b in BatchSampler(RandomSampler(ds), 6, drop_last=False)]
+    after_old = torch.rand(2)
+    torch.manual_seed(3)
+    new = [b.tolist() for b in PermutedBatches(20, 6, True, None)]
+    assert new == old and torch.equal(torch.rand(2), after_old)
+
+
+def test_length_and_bad_batch_size():
+    assert len(PermutedBatches(10, 3, True)) == 4 == len(list(PermutedBatches(10, 3, True)))
+    assert len(PermutedBatches(0, 3, False)) == 0 == len(list(PermutedBatches(0, 3, True)))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        PermutedBatches(10, 0, True)
+
+
+@pytest.mark.parametrize("optimizer,wd", [("adam", 1e-4), ("adamw", 0.01), ("sgd", 5e-4)])
+def test_foreach_optimizer_gives_the_parameters_of_the_per_parameter_loop(optimizer, wd):
+    """The runner's optimizers use PyTorch's multi-tensor path on CPU too; the per-parameter loop
+    (PyTorch's CPU default, which trained the published records) must give the same bits, through
+    gradient clipping and a parameter group added mid-run, as a dendrite cycle adds one."""
+    from dendrobench.contract.task import Budget
+    from dendrobench.running.training import optimizer_factory
+
+    budget = Budget(epochs=1, batch_size=8, lr=3e-3, optimizer=optimizer, weight_decay=wd)
+
+    def train(foreach: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                                  torch.nn.Linear(16, 1))
+        extra = torch.nn.Linear(5, 1)
+        opt = optimizer_factory(budget)(list(net.parameters()))
+        for group in opt.param_groups:
+            group["foreach"] = foreach
+        g = torch.Generator().manual_seed(1)
+        for step in range(40):
+            if step == 20:
+                opt.add_param_group({"params": list(extra.parameters()), "foreach": foreach})
+            x, y = torch.randn(8, 5, generator=g), torch.randn(8, 1, generator=g)
+            opt.zero_grad(set_to_none=True)
+            loss = ((net(x) + (extra(x) if step >= 20 else 0) - y) ** 2).mean()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for gr in opt.param_groups for p in gr["params"]], 0.5)
+            opt.step()
+        return torch.cat([p.detach().flatten() for p in (*net.parameters(), *extra.parameters())])
+
+    assert optimizer_factory(budget)([torch.nn.Parameter(torch.zeros(1))]).param_groups[0]["foreach"] is True
+    assert torch.equal(train(True), train(False))
