@@ -30,20 +30,23 @@ def _passes(loader, passes, cut=None):
 
 
 @pytest.mark.parametrize("n,bs", [(10, 3), (12, 4), (5, 8), (1, 1), (1000, 512), (1024, 512)])
+@pytest.mark.parametrize("shape", [(3,), (2, 2, 3)])
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_same_batches_and_generator_state_as_torchs_samplers(n, bs, shuffle):
-    ds = TensorDataset(torch.arange(n * 3, dtype=torch.float32).view(n, 3), torch.arange(n))
+def test_same_batches_and_generator_state_as_torchs_samplers(n, bs, shuffle, shape):
+    ds = TensorDataset(torch.randn(n, *shape, generator=torch.Generator().manual_seed(n)), torch.arange(n),
+                       torch.randint(0, 255, (n, 4), dtype=torch.uint8))
     g_old, g_new = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     old = _passes(_torch_loader(ds, bs, shuffle, g_old), 3, cut=1)
     new = _passes(Task.dataloader(None, ds, bs, shuffle, g_new), 3, cut=1)  # type: ignore[arg-type]
     assert [len(p) for p in old] == [len(p) for p in new]
     for p_old, p_new in zip(old, new):
-        for (xo, yo), (xn, yn) in zip(p_old, p_new):
-            assert torch.equal(xo, xn) and torch.equal(yo, yn)
-    # the generator is left where PyTorch's samplers leave it, so whatever draws next is unchanged
+        for bo, bn in zip(p_old, p_new):
+            assert type(bo) is type(bn) and len(bo) == len(bn) == 3
+            assert all(to.dtype == tn.dtype and torch.equal(to, tn) for to, tn in zip(bo, bn))
+    # the generator is left where PyTorch's loader leaves it, so whatever draws next is unchanged
     assert torch.equal(torch.randint(0, 2**30, (4,), generator=g_old), torch.randint(0, 2**30, (4,), generator=g_new))
     if shuffle and n > 1:  # and the passes really are shuffled, differently each time
-        firsts = [torch.cat([y for _, y in p]) for p in new[:3]]
+        firsts = [torch.cat([b[1] for b in p]) for p in new[:3]]
         assert not torch.equal(firsts[0], torch.arange(n)) or not torch.equal(firsts[1], torch.arange(n))
 
 
@@ -96,3 +99,17 @@ def test_foreach_optimizer_gives_the_parameters_of_the_per_parameter_loop(optimi
 
     assert optimizer_factory(budget)([torch.nn.Parameter(torch.zeros(1))]).param_groups[0]["foreach"] is True
     assert torch.equal(train(True), train(False))
+
+
+def test_an_unseeded_loader_draws_from_the_global_generator_as_the_dataloader_does():
+    """Evaluation loaders have no generator: PyTorch's DataLoader still draws its base seed from the
+    global generator on every pass, and dropout in the next epoch draws after it, so the faster
+    loader must make that draw too."""
+    ds = TensorDataset(torch.randn(9, 2), torch.arange(9))
+    torch.manual_seed(5)
+    old = [[t.clone() for t in b] for b in _torch_loader(ds, 4, False, None)]
+    after_old = torch.rand(3)
+    torch.manual_seed(5)
+    new = list(Task.dataloader(None, ds, 4, False, None))  # type: ignore[arg-type]
+    assert all(torch.equal(a, b) for bo, bn in zip(old, new) for a, b in zip(bo, bn))
+    assert torch.equal(torch.rand(3), after_old)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from dendrobench.contract.batching import PermutedBatches
+from dendrobench.contract.batching import TensorBatches
 from dendrobench.contract.metrics import Evaluator, get_evaluator
 from dendrobench.contract.names import BUDGET_NAMES, DATA_SOURCES  # noqa: F401 - part of this module's API
 
@@ -187,15 +187,14 @@ class Task:
     def dataloader(self, dataset: Dataset, batch_size: int, shuffle: bool, generator: torch.Generator | None) -> Iterable:
         """Override for data that needs its own collation (graphs, variable-length text).
 
-        A ``TensorDataset`` is read a whole batch per indexing, with index tensors from
-        :class:`~dendrobench.contract.batching.PermutedBatches`: the same generator draws, hence the
-        same batches bit for bit as the per-item loader, without a ``__getitem__`` per example, a
-        collate per batch (10.5 -> 1.2 ms per batch of 1,024 credit rows) or a Python ``yield`` per
-        example.
+        A ``TensorDataset`` is read a whole batch per gather
+        (:class:`~dendrobench.contract.batching.TensorBatches`): the same generator draws, hence the
+        same batches bit for bit as PyTorch's per-item loader, without a ``__getitem__`` per example,
+        a collate per batch (10.5 -> 1.2 ms per batch of 1,024 credit rows), a Python ``yield`` per
+        example or the DataLoader's own per-batch work.
         """
         if isinstance(dataset, TensorDataset):
-            batches = PermutedBatches(len(dataset), batch_size, shuffle, generator)
-            return DataLoader(dataset, batch_size=None, sampler=batches, generator=generator)
+            return TensorBatches(dataset, batch_size, shuffle, generator)
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
     # -- model ------------------------------------------------------------------------------
