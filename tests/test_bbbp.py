@@ -391,3 +391,38 @@ def test_real_bbbp_counts():
     assert len(set(_indices(plain.test)) ^ set(_indices(data.test))) // 2 == 19  # as the issue says
     strat = _task(split="random_stratified").load_data("online", 0, root=root)
     assert strat.info["split_sizes"] == {"train": 1631, "val": 204, "test": 204}
+
+
+def _pyg_passes(dataset, bs, shuffle, gen, drop_last, passes=3):
+    from torch_geometric.loader import DataLoader
+
+    loader = DataLoader(dataset, batch_size=bs, shuffle=shuffle, generator=gen, drop_last=drop_last)
+    return [list(loader) for _ in range(passes)]
+
+
+@pytest.mark.parametrize("bs,shuffle,drop_last", [(64, True, False), (7, True, True), (50, False, False), (1, True, False)])
+def test_graph_batches_are_pygs_batches_bit_for_bit(b3db, bs, shuffle, drop_last):
+    """The gathered batches (issue 20) against PyG's own DataLoader over the same split: every
+    tensor the model and loss read, pass after pass, and the generator left where PyG leaves it."""
+    task = BBBPTask()
+    split = torch.utils.data.Subset(b3db.train, list(range(0, len(b3db.train), 9)))  # a subset of a subset
+    g_old, g_new = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    loader = bbbp.GraphBatches(*bbbp._store_and_ids(split), bs, shuffle, g_new, drop_last)
+    old = _pyg_passes(split, bs, shuffle, g_old, drop_last)
+    new = [list(loader) for _ in range(3)]
+    assert [len(p) for p in new] == [len(p) for p in old] and len(new[0]) == len(loader)
+    for p_old, p_new in zip(old, new):
+        for bo, bn in zip(p_old, p_new):
+            assert bn.num_graphs == bo.num_graphs
+            for key in ("x", "edge_index", "edge_attr", "y", "batch", "ptr"):
+                a, b = getattr(bo, key), getattr(bn, key)
+                assert a.dtype == b.dtype and torch.equal(a, b), key
+            assert task.inputs(bn)[0].shape == task.inputs(bo)[0].shape
+    assert torch.equal(torch.rand(3, generator=g_old), torch.rand(3, generator=g_new))
+
+
+def test_the_task_loader_gathers_its_own_splits_and_leaves_other_datasets_to_pyg(b3db):
+    task = BBBPTask()
+    assert isinstance(task.dataloader(b3db.train, 32, True, torch.Generator().manual_seed(0)), bbbp.GraphBatches)
+    data_list = [b3db.train[i] for i in range(5)]
+    assert not isinstance(task.dataloader(data_list, 2, False, None), bbbp.GraphBatches)

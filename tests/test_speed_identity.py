@@ -60,6 +60,19 @@ def test_without_a_generator_it_draws_from_the_global_one_as_random_sampler_does
     assert new == old and torch.equal(torch.rand(2), after_old)
 
 
+@pytest.mark.parametrize("n,bs", [(10, 3), (12, 4), (5, 8)])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_drop_last_draws_and_drops_as_batch_sampler(n, bs, shuffle):
+    g_old, g_new = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    ds = list(range(n))
+    inner = RandomSampler(ds, generator=g_old) if shuffle else SequentialSampler(ds)
+    sampler = PermutedBatches(n, bs, shuffle, g_new, drop_last=True)
+    for _ in range(3):
+        assert [b.tolist() for b in sampler] == list(BatchSampler(inner, bs, drop_last=True))
+    assert len(sampler) == n // bs
+    assert torch.equal(torch.rand(2, generator=g_old), torch.rand(2, generator=g_new))
+
+
 def test_length_and_bad_batch_size():
     assert len(PermutedBatches(10, 3, True)) == 4 == len(list(PermutedBatches(10, 3, True)))
     assert len(PermutedBatches(0, 3, False)) == 0 == len(list(PermutedBatches(0, 3, True)))

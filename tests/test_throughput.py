@@ -156,6 +156,36 @@ def minimal(suite: Suite, data, arm: str, steps: int) -> tuple[float, float, int
     return total_s, flops / EPOCHS, task.batch_size(batches[0])
 
 
+def as_filed_examples_per_s(steps: int = 300) -> float:
+    """credit-default's step as it was when issue 20 was filed, in the same run: the standard budget
+    (batch 64), PyTorch's per-example loader (``DataLoader(shuffle=True)``: a ``__getitem__`` per row
+    and a collate per batch) and the per-parameter Adam loop PyTorch picks on CPU. A bare loop, no
+    harness: the ratio against it understates the gain since then."""
+    from torch.utils.data import DataLoader
+
+    from dendrobench.contract.registry import get_task
+
+    task = get_task("credit-default")
+    budget = task.budgets["standard"]
+    data = task.load_data("offline", 0, None)
+    seed_everything(0)
+    model = task.build_model(data, 1.0)
+    opt = torch.optim.Adam(model.parameters(), lr=budget.lr, weight_decay=budget.weight_decay, foreach=False)
+    loader = DataLoader(data.train, batch_size=budget.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    model.train()
+    done, n, t0 = 0, 0, time.perf_counter()
+    while done < steps:
+        for batch in loader:
+            opt.zero_grad(set_to_none=True)
+            task.loss(model(*task.inputs(batch)), batch).backward()
+            opt.step()
+            done, n = done + 1, n + task.batch_size(batch)
+            if done == steps:
+                break
+    return n / (time.perf_counter() - t0)
+
+
 def measure(case: Case, tmp_path, limits: dict[str, float]) -> list[dict]:
     torch.set_num_threads(1)
     suite = make_suite(case, tmp_path)
@@ -213,7 +243,12 @@ def test_training_step_throughput(benchmark, name, tmp_path):
         for arm in ("baseline", "dendrites"):
             new, old = (next(r for r in _ROWS[n] if r["arm"] == arm) for n in ("credit-default", "credit-default-standard"))
             print(f"credit-default {arm}: converged / standard examples per second = "
-                  f"{new['examples_per_s'] / old['examples_per_s']:.1f}x (target 5x)")
+                  f"{new['examples_per_s'] / old['examples_per_s']:.1f}x")
+        filed = as_filed_examples_per_s()
+        for arm in ("baseline", "dendrites"):
+            new = next(r for r in _ROWS["credit-default"] if r["arm"] == arm)
+            print(f"credit-default {arm}: converged harness / the step as filed (standard, per-example loader, "
+                  f"per-parameter Adam; {filed:,.0f} examples/s) = {new['examples_per_s'] / filed:.1f}x (target 5x)")
     for r in rows:
         assert r["gflops"] > 0 and r["examples_per_s"] > 0
         assert r["vs_minimal"] < 1.5, f"{name} {r['arm']}: harness step {r['vs_minimal']:.2f}x the minimal loop"

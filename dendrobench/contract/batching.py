@@ -21,22 +21,25 @@ from torch.utils.data import Sampler, TensorDataset
 
 
 class PermutedBatches(Sampler[torch.Tensor]):
-    """Index tensors of ``batch_size`` (the last one shorter, never dropped) over ``n`` examples:
-    a seeded permutation when ``shuffle``, else ``0..n-1`` in order."""
+    """Index tensors of ``batch_size`` over ``n`` examples, a seeded permutation when ``shuffle``,
+    else ``0..n-1`` in order; the last, shorter one is dropped when ``drop_last`` (as
+    ``BatchSampler(drop_last=True)``)."""
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None):
+    def __init__(self, n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None,
+                 drop_last: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         self.n, self.batch_size, self.shuffle, self.generator = int(n), int(batch_size), shuffle, generator
+        self.drop_last = drop_last
 
     def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         n, bs = self.n, self.batch_size
         if not self.shuffle:
             order = torch.arange(n)
-            for i in range(0, n, bs):
+            for i in range(0, n // bs * bs if self.drop_last else n, bs):
                 yield order[i:i + bs]
             return
         generator = self.generator
@@ -50,7 +53,7 @@ class PermutedBatches(Sampler[torch.Tensor]):
         # RandomSampler's second draw, for its ``[: num_samples % n]`` remainder (empty here): made at
         # the same point of the pass, so the generator is where PyTorch's samplers leave it
         torch.randperm(n, generator=generator)
-        if full < n:
+        if full < n and not self.drop_last:
             yield perm[full:]
 
 
