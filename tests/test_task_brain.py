@@ -86,6 +86,26 @@ def test_training_loader_same_per_seed_fresh_per_pass(mni):
     assert not torch.equal(a[0], c[0])
 
 
+def test_offline_patches_without_monai_metadata_are_the_same_bits(mni, monkeypatch):
+    """The training items are built with MONAI's metadata tracking off (issue 20: a quarter of the
+    batch's cost); the patches must be exactly those built with it on, and tracking is left as it
+    was found."""
+    from monai.data import get_track_meta
+
+    task, data = mni
+
+    def passes(track: bool) -> list[list[torch.Tensor]]:
+        monkeypatch.setattr(mod.TransformDataset, "track_meta", track)
+        loader = task.dataloader(data.train, 3, True, torch.Generator().manual_seed(4))
+        return [[t for batch in loader for t in batch] for _ in range(2)]
+
+    with_meta, without = passes(True), passes(False)
+    assert get_track_meta() is True
+    for p, q in zip(with_meta, without):
+        assert len(p) == len(q) > 0
+        assert all(type(a) is type(b) is torch.Tensor and a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(p, q))
+
+
 # -- model --------------------------------------------------------------------------------------
 def test_model_shapes_and_width(mni):
     task, data = mni
