@@ -106,6 +106,67 @@ def test_offline_patches_without_monai_metadata_are_the_same_bits(mni, monkeypat
         assert all(type(a) is type(b) is torch.Tensor and a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(p, q))
 
 
+def _generator_states(compose) -> list[tuple]:
+    seen = {id(compose)}
+    objs = [compose] + [o for t in compose.transforms for o in mod._randomizables(t, seen)]
+    return [(type(o).__name__, o.R.get_state()[1].tobytes(), o.R.get_state()[2]) for o in objs]
+
+
+@pytest.mark.parametrize("pipeline", ["offline", "decathlon-train", "decathlon-eval"])
+def test_in_place_reseeding_is_monais_set_random_state(pipeline):
+    """Re-seeding in place (issue 20: a third of a training item's cost) leaves every random
+    transform's generator exactly where MONAI's ``set_random_state`` puts it, for each pipeline the
+    task uses, on seeds the probes did not try."""
+    def build():
+        if pipeline == "offline":
+            return mod.offline_train_transform((16, 12, 16))
+        return mod.decathlon_transforms(pipeline == "decathlon-train", (1.0, 1.0, 1.0), (16, 16, 16))
+
+    ours, monai = build(), build()
+    reseed = mod.InPlaceReseeder(ours)
+    assert reseed.exact
+    monai.set_random_state(seed=0)
+    for seed in (1, 12345, 2**31 + 7, 4_000_000_000):
+        reseed(seed)
+        monai.set_random_state(seed=seed)
+        assert _generator_states(ours) == _generator_states(monai)
+
+
+def test_in_place_reseeding_gives_monais_patches(mni):
+    """The training items themselves: the same bits as with MONAI's own re-seeding, over two passes."""
+    _, data = mni
+    train = data.train
+
+    def items(exact: bool) -> list[torch.Tensor]:
+        train._reseeder = mod.InPlaceReseeder(train.transform)
+        train._reseeder.exact = train._reseeder.exact and exact
+        out = []
+        for epoch in (1, 2):
+            train.epoch = epoch
+            out += [t for i in range(len(train)) for t in train[i]]
+        return out
+
+    fast, slow = items(True), items(False)
+    assert len(fast) == len(slow) > 0
+    assert all(torch.equal(a, b) for a, b in zip(fast, slow))
+
+
+def test_in_place_reseeding_falls_back_where_its_rule_fails():
+    """A transform listed twice breaks the one-seed-per-child rule (MONAI's second seed wins): the
+    reseeder notices on its probes and hands every call to MONAI."""
+    from monai.transforms import Compose, RandFlipd
+
+    flip = RandFlipd(["image"], prob=0.5)
+    compose = Compose([flip, flip])
+    reseed = mod.InPlaceReseeder(compose)
+    assert not reseed.exact
+    twin_flip = RandFlipd(["image"], prob=0.5)
+    twin = Compose([twin_flip, twin_flip])
+    reseed(99)
+    twin.set_random_state(seed=99)
+    assert _generator_states(compose) == _generator_states(twin)
+
+
 # -- model --------------------------------------------------------------------------------------
 def test_model_shapes_and_width(mni):
     task, data = mni
