@@ -15,6 +15,12 @@ torchvision's ``resnet18`` with the CIFAR stem (11,173,962 for 10 classes; check
 
 Every convolution and the classifier are plain ``torch.nn.Conv2d`` / ``torch.nn.Linear``, which the
 dendrite engines convert. ``forward(x)`` takes one image tensor ``(N, C, H, W)``.
+
+``channels_last=True`` keeps the convolution weights and activations in NHWC memory order
+(``torch.channels_last``; the values and shapes are the same). On CPU, oneDNN's convolutions run
+about 1.6x faster that way for these small ResNets (a training step of 64 CIFAR images, one
+thread: 138-174 -> 85-100 ms; docs/scaling.md), and on CUDA it is the layout tensor cores want.
+It changes the rounding of the sums, not the model, so a task that turns it on bumps its version.
 """
 
 from __future__ import annotations
@@ -61,9 +67,11 @@ def scaled(channels: int, width: float) -> int:
 class ResNet(nn.Module):
     """CIFAR-stem ResNet of torchvision ``BasicBlock`` stages, global average pool, linear head."""
 
-    def __init__(self, config: ResNetConfig, in_channels: int, num_classes: int, width: float = 1.0):
+    def __init__(self, config: ResNetConfig, in_channels: int, num_classes: int, width: float = 1.0,
+                 channels_last: bool = False):
         super().__init__()
         self.config = config
+        self.channels_last = channels_last
         stem = scaled(config.stem, width)
         self.conv1 = nn.Conv2d(in_channels, stem, kernel_size=3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
@@ -85,6 +93,8 @@ class ResNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if channels_last:  # after initialisation: the same random draws, only the memory order moves
+            self.to(memory_format=torch.channels_last)
 
     @staticmethod
     def _stage(inplanes: int, planes: int, n_blocks: int, stride: int) -> nn.Sequential:
@@ -96,14 +106,18 @@ class ResNet(nn.Module):
         return nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layers(x)
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def build_resnet(config: ResNetConfig, in_channels: int, num_classes: int, width: float = 1.0) -> ResNet:
-    """A :class:`ResNet` whose every channel count is scaled by ``width``."""
-    return ResNet(config, in_channels, num_classes, width)
+def build_resnet(config: ResNetConfig, in_channels: int, num_classes: int, width: float = 1.0,
+                 channels_last: bool = False) -> ResNet:
+    """A :class:`ResNet` whose every channel count is scaled by ``width`` (``channels_last``: NHWC
+    memory order, see the module docstring)."""
+    return ResNet(config, in_channels, num_classes, width, channels_last)
 
 
 def torchvision_resnet18_cifar(num_classes: int = 10) -> nn.Module:

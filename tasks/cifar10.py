@@ -425,7 +425,9 @@ class Cifar10Task(Task):
     modality = "image"
     description = "Image classification: CIFAR-stem ResNet of torchvision BasicBlocks, accuracy"
     metric = "accuracy"
-    version = "1"
+    # 2: the ResNet runs in channels_last memory order (1.6x faster steps on CPU; the sums round
+    # differently, so results are not bit for bit version 1's)
+    version = "2"
     Options = Cifar10Options
     datasets = {
         "offline": "scikit-learn's bundled digits (load_digits: 1,797 real 8x8 images, 10 classes), a "
@@ -497,7 +499,8 @@ class Cifar10Task(Task):
 
     # -- model ------------------------------------------------------------------------------
     def build_model(self, data: TaskData, width: float = 1.0) -> nn.Module:
-        return build_resnet(self.model_config, int(data.meta["in_channels"]), int(data.meta["num_classes"]), width)
+        return build_resnet(self.model_config, int(data.meta["in_channels"]), int(data.meta["num_classes"]), width,
+                            channels_last=True)
 
     def inputs(self, batch: Any) -> Sequence[torch.Tensor]:
         return (batch[0],)

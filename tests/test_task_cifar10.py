@@ -86,6 +86,45 @@ def test_resnet18_layout_matches_torchvision():
     assert task.model_config == RESNET18_CIFAR
 
 
+def test_channels_last_is_the_same_network_in_nhwc_order():
+    """The task's ResNet runs in channels_last order (task version 2): the same initial weights,
+    the same outputs and gradients up to rounding, NHWC weights and activations; and the gd engine's
+    dendrites train on it."""
+    from dendrobench.baselines.resnet import SMALL_RESNET
+
+    torch.manual_seed(0)
+    plain = build_resnet(SMALL_RESNET, 3, 10)
+    torch.manual_seed(0)
+    nhwc = build_resnet(SMALL_RESNET, 3, 10, channels_last=True)
+    assert Cifar10Task().build_model(mod.TaskData(None, None, None, "x", "offline", {}, {"in_channels": 3, "num_classes": 10})).channels_last
+    for (name, a), (_, b) in zip(plain.named_parameters(), nhwc.named_parameters()):
+        assert torch.equal(a, b), name
+        if b.dim() == 4:
+            assert b.is_contiguous(memory_format=torch.channels_last), name
+            if b.shape[-1] > 1:  # a 1x1 kernel is contiguous in both orders
+                assert not a.is_contiguous(memory_format=torch.channels_last), name
+    x = torch.randn(8, 3, 32, 32)
+    out_a, out_b = plain(x), nhwc(x)
+    assert torch.allclose(out_a, out_b, atol=1e-4, rtol=1e-4)
+    out_a.square().sum().backward()
+    out_b.square().sum().backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), nhwc.named_parameters()):
+        assert torch.allclose(a.grad, b.grad, atol=1e-3, rtol=1e-3), name
+    feats = nhwc.layers(nhwc.relu(nhwc.bn1(nhwc.conv1(x.contiguous(memory_format=torch.channels_last)))))
+    assert feats.is_contiguous(memory_format=torch.channels_last)
+
+    from dendrobench.contract.engine import EngineContext
+    from dendrobench.dendrites.gd import GradientDendrites
+
+    engine = GradientDendrites({"max_dendrites": 1})
+    ctx = EngineContext(epochs=2, steps_per_epoch=1, higher_is_better=True, seed=0, device=torch.device("cpu"),
+                        workdir=None)  # type: ignore[arg-type]
+    model = engine.wrap(nhwc, ctx)
+    engine.add_dendrites(model, seed=1)
+    model(x).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+
+
 def test_a_few_steps_reduce_the_loss(digits):
     task = Cifar10Task()
     torch.manual_seed(0)
