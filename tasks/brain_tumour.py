@@ -505,7 +505,9 @@ class BrainTumourTask(Task):
     modality = "3d-volume"
     description = "3D MRI segmentation: MONAI 3D UNet, Dice+CE loss, mean Dice (MONAI DiceMetric)"
     metric = "mean_dice"
-    version = "1"
+    # 2: the UNet's weights and inputs in channels_last_3d memory order (about 1.7x faster training
+    # steps on CPU; the sums round differently, so results are not bit for bit version 1's)
+    version = "2"
     datasets = {
         "offline": "nilearn's bundled MNI152 T1 template with grey/white-matter maps: background/GM/WM "
                    "segmentation on disjoint slabs (records say dataset=mni152-gm-wm)",
@@ -572,10 +574,12 @@ class BrainTumourTask(Task):
 
     # -- model ------------------------------------------------------------------------------
     def build_model(self, data: TaskData, width: float = 1.0) -> nn.Module:
-        return build_unet3d(self.setup["model"], data.meta["in_channels"], data.meta["out_channels"], width)
+        return build_unet3d(self.setup["model"], data.meta["in_channels"], data.meta["out_channels"], width,
+                            channels_last=True)
 
     def inputs(self, batch: Any) -> Sequence[torch.Tensor]:
-        return (batch[0],)
+        # NDHWC, the order the model's weights are in (version 2); the values are the batch's own
+        return (batch[0].contiguous(memory_format=torch.channels_last_3d),)
 
     def targets(self, batch: Any) -> torch.Tensor:
         return batch[1]

@@ -168,6 +168,37 @@ def test_in_place_reseeding_falls_back_where_its_rule_fails():
 
 
 # -- model --------------------------------------------------------------------------------------
+def test_channels_last_3d_is_the_same_unet_in_ndhwc_order(mni):
+    """The task's UNet and inputs are NDHWC (task version 2): the same initial weights as the plain
+    UNet, outputs and gradients equal up to rounding."""
+    task, data = mni
+    torch.manual_seed(0)
+    plain = build_unet3d(TINY_UNET, 1, 3)
+    torch.manual_seed(0)
+    nhwc = build_unet3d(TINY_UNET, 1, 3, channels_last=True)
+    for (name, a), (_, b) in zip(plain.named_parameters(), nhwc.named_parameters()):
+        assert torch.equal(a, b), name
+        if b.dim() == 5:
+            assert b.is_contiguous(memory_format=torch.channels_last_3d), name
+    assert any(p.dim() == 5 and p.shape[-1] > 1 and not p.is_contiguous(memory_format=torch.channels_last_3d)
+               for p in plain.parameters())
+    x = torch.randn(2, 1, 16, 16, 16)
+    out_a, out_b = plain(x), nhwc(x.contiguous(memory_format=torch.channels_last_3d))
+    assert torch.allclose(out_a, out_b, atol=1e-4, rtol=1e-4)
+    out_a.square().sum().backward()
+    out_b.square().sum().backward()
+    # the whole gradient, not each tensor: a bias's gradient sums thousands of voxels that nearly
+    # cancel, so its few float32 roundings are large against it and small against the gradient
+    ga = torch.cat([p.grad.flatten() for p in plain.parameters()])
+    gb = torch.cat([p.grad.flatten() for p in nhwc.parameters()])
+    assert (ga - gb).norm() <= 1e-4 * ga.norm()
+    model = task.build_model(data)
+    assert all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in model.parameters() if p.dim() == 5)
+    batch = next(iter(task.dataloader(data.train, 2, True, torch.Generator().manual_seed(0))))
+    (inp,) = task.inputs(batch)
+    assert inp.is_contiguous(memory_format=torch.channels_last_3d) and torch.equal(inp, batch[0])
+
+
 def test_model_shapes_and_width(mni):
     task, data = mni
     model = task.build_model(data)
