@@ -95,4 +95,13 @@ def test_optimizer_follows_restructure_without_losing_state():
     opt.step()
     model.add_module("extra", nn.Linear(2, 2))
     opt2 = sync_optimizer(opt, model, lambda ps: torch.optim.Adam(ps))
-    assert opt2 is opt and len(opt.param_groups) == 2 and opt.state  # old moments kept
+    # one group takes the new parameters after its own (one multi-tensor call per step); old moments kept
+    assert opt2 is opt and len(opt.param_groups) == 1 and opt.state
+    assert opt.param_groups[0]["params"] == list(model.parameters())
+    # an optimizer of several groups (an engine's own) gets the new parameters as a group of their own
+    model.add_module("more", nn.Linear(2, 2))
+    opt.add_param_group({"params": [nn.Parameter(torch.zeros(1))], "lr": 0.5})
+    model.register_parameter("p", opt.param_groups[1]["params"][0])
+    assert sync_optimizer(opt, model, lambda ps: torch.optim.Adam(ps)) is opt
+    assert len(opt.param_groups) == 3 and opt.param_groups[2]["params"] == list(model.more.parameters())
+    assert opt.param_groups[2]["lr"] == 0.1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from toy_task import SpiralTask
 
 from dendrobench.contract.batching import PermutedBatches
 from dendrobench.contract.task import Task
@@ -126,3 +127,72 @@ def test_an_unseeded_loader_draws_from_the_global_generator_as_the_dataloader_do
     new = list(Task.dataloader(None, ds, 4, False, None))  # type: ignore[arg-type]
     assert all(torch.equal(a, b) for bo, bn in zip(old, new) for a, b in zip(bo, bn))
     assert torch.equal(torch.rand(3), after_old)
+
+
+class _NormedSpirals(SpiralTask):
+    """Spirals through an MLP with batch norm and dropout: a model whose output depends on its mode
+    (and dropout on the generator), so a step left in the wrong mode would show."""
+
+    def build_model(self, data, width=1.0):
+        h = max(1, int(round(8 * width)))
+        return torch.nn.Sequential(torch.nn.Linear(2, h), torch.nn.BatchNorm1d(h), torch.nn.Tanh(),
+                                   torch.nn.Dropout(0.1), torch.nn.Linear(h, 2))
+
+
+def _old_sync_optimizer(optimizer, model, build):
+    """sync_optimizer as the published records were trained: a new group per dendrite cycle."""
+    known = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    if known - {id(p) for p in model.parameters()}:
+        return build([p for p in model.parameters() if p.requires_grad])
+    new = [p for p in model.parameters() if id(p) not in known and p.requires_grad]
+    if new:
+        optimizer.add_param_group({"params": new, **{k: v for k, v in optimizer.param_groups[0].items()
+                                                     if k != "params"}})
+    return optimizer
+
+
+def _old_train_step(self, model, batch, loss_fn, optimizer, ctx, grad_clip=None):
+    model.train()  # every step, as before issue 20
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model, batch)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+    optimizer.step()
+    return float(loss.detach())
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "reduce_on_plateau"])
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_one_optimizer_group_and_mode_set_once_train_the_same_run(monkeypatch, schedule, optimizer):
+    """A gd run of two dendrite cycles (gradient clipping, weight decay, a schedule) trained with the
+    merged optimizer group and the step that sets training mode only after validation gives the
+    record the old code gives: every epoch's training loss and validation score, the test metric
+    and the selected epoch, bit for bit."""
+    import dendrobench.running.training as training
+    from dendrobench.contract.engine import DendriteEngine
+    from dendrobench.contract.task import Budget
+    from dendrobench.dendrites.gd import GradientDendrites
+    from dendrobench.running.results import Record
+    from dendrobench.running.training import ArmSpec, train_arm
+
+    torch.set_num_threads(1)
+    task = _NormedSpirals()
+    data = task.load_data("offline", 0)
+    budget = Budget(epochs=6, batch_size=64, lr=0.02, steps_per_epoch=8, optimizer=optimizer, weight_decay=1e-3,
+                    schedule=schedule, grad_clip=0.5, plateau_patience=0)
+
+    def run() -> Record:
+        rec = Record(config_hash="x", task="spirals", dataset=None, data_source="offline", arm="dendrites",
+                     engine="gd", seed=0, budget="t", metric={}, config={}, env={}, started="")
+        engine = GradientDendrites({"max_dendrites": 2, "switch_epochs": 2})
+        return train_arm(task, data, budget, ArmSpec("dendrites", 3, engine=engine), torch.device("cpu"), rec)
+
+    new = run()
+    with monkeypatch.context() as m:
+        m.setattr(training, "sync_optimizer", _old_sync_optimizer)
+        m.setattr(DendriteEngine, "train_step", _old_train_step)
+        old = run()
+    assert new.dendrites["added"] == old.dendrites["added"] > 0
+    assert new.history == old.history and new.test == old.test and new.error == old.error
+    assert new.cost["steps"] == old.cost["steps"] == 48

@@ -83,8 +83,15 @@ class DendriteEngine:
 
     def train_step(self, model: nn.Module, batch: Any, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
                    ctx: EngineContext, grad_clip: float | None = None) -> float:
-        """One optimizer step. Returns the training loss (NaN/inf makes the run 'diverged')."""
-        model.train()
+        """One optimizer step. Returns the training loss (NaN/inf makes the run 'diverged').
+
+        The model is put in training mode only when it is not in it already (after a validation
+        pass): ``Module.train()`` walks every submodule, 73-385 us per step for the built-in models
+        with two dendrites, 4 % of a credit-default step (issue 20). Between the runner's
+        validation passes nothing else changes a module's mode, so the step is the same.
+        """
+        if not model.training:
+            model.train()
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model, batch)
         loss.backward()

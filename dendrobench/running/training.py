@@ -60,14 +60,25 @@ def optimizer_factory(budget: Budget) -> Callable[[list[nn.Parameter]], torch.op
 
 def sync_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module,
                    build: Callable[[list[nn.Parameter]], torch.optim.Optimizer]) -> torch.optim.Optimizer:
-    """After a restructure: new parameters join as a new group (old state kept); if parameters
-    vanished (an engine replaced modules) the optimizer is rebuilt."""
+    """After a restructure: new parameters join the optimizer (old state kept); if parameters
+    vanished (an engine replaced modules) the optimizer is rebuilt.
+
+    An optimizer of one group takes the new parameters into that group, after its own; otherwise
+    they join as a new group with group 0's settings. Why one group: the ``foreach`` step makes
+    its multi-tensor calls once per group, so each cycle's extra group cost about 80 us per step
+    of the credit-default MLP with two dendrites (issue 20). The parameters are in the same order
+    either way (gradient clipping sums their norms in that order), every hyperparameter is group
+    0's, and Adam's per-parameter arithmetic does not depend on its group, so the steps are the
+    same bit for bit (``tests/test_speed_identity.py``).
+    """
     current = {id(p) for p in model.parameters()}
     known = {id(p) for g in optimizer.param_groups for p in g["params"]}
     if known - current:
         return build([p for p in model.parameters() if p.requires_grad])
     new = [p for p in model.parameters() if id(p) not in known and p.requires_grad]
-    if new:
+    if new and len(optimizer.param_groups) == 1:
+        optimizer.param_groups[0]["params"].extend(new)
+    elif new:
         group = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
         optimizer.add_param_group({"params": new, **group})
     return optimizer
