@@ -319,3 +319,55 @@ def test_real_cifar10_jpeg_counts(tmp_path_factory):
     assert data.dataset == "cifar10-jpeg"
     assert data.info["split_sizes"] == {"train": 45_000, "val": 5_000, "test": 10_000}
     assert sorted(labels(data.test)) == [c for c in range(10) for _ in range(1000)]
+
+
+def _per_image_loader(dataset, batch_size, shuffle, generator, augment_seed=None):
+    """The loader the published cifar10 records were trained with: PyTorch's DataLoader, one
+    ``__getitem__`` per image, augmentation in the collate function."""
+    from dendrobench.tasks.cifar10 import AugmentCollate, _root_dataset
+    from torch.utils.data import DataLoader
+
+    if augment_seed is None:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+    base = _root_dataset(dataset)
+    collate = AugmentCollate(4, True, base.fill, torch.Generator().manual_seed(augment_seed))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, collate_fn=collate)
+
+
+@pytest.mark.parametrize("n,bs", [(50, 16), (48, 16), (7, 64)])
+@pytest.mark.parametrize("subset", [False, True])
+def test_whole_batch_images_are_the_per_image_loaders_batches(n, bs, subset):
+    """ImageBatches against PyTorch's DataLoader over the same ImageTensors (nested Subsets as the
+    runner's max_train_examples makes them): the same batches bit for bit over three passes, labels
+    and dtypes included, and the loader's and the augmentation's generators left in the same state."""
+    from dendrobench.tasks.cifar10 import _cifar_part
+    from torch.utils.data import Subset
+
+    g = torch.Generator().manual_seed(n)
+    images = torch.randint(0, 256, (n + 9, 32, 32, 3), dtype=torch.uint8, generator=g).numpy()
+    train = _cifar_part(images, torch.randint(0, 10, (n + 9,), generator=g).numpy(), {"pad": 4, "flip": True})
+    ds = Subset(Subset(train, list(range(n + 9))[::-1]), list(range(3, n + 3))) if subset else \
+        Subset(train, list(range(n)))
+    task = Cifar10Task()
+    for shuffle, augmented in ((True, True), (False, False)):
+        g_old, g_new = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        new_loader = task.dataloader(ds, bs, shuffle, g_new)
+        old_loader = _per_image_loader(ds, bs, shuffle, g_old, (5 + 0x5EED) if augmented else None)
+        assert len(new_loader) == len(old_loader)
+        for _ in range(3):
+            old, new = list(old_loader), list(new_loader)
+            assert len(old) == len(new)
+            for (xo, yo), (xn, yn) in zip(old, new):
+                assert xo.dtype == xn.dtype == torch.float32 and yo.dtype == yn.dtype == torch.int64
+                assert torch.equal(xo, xn) and torch.equal(yo, yn)
+        assert torch.equal(torch.rand(3, generator=g_old), torch.rand(3, generator=g_new))
+        if augmented:
+            assert torch.equal(torch.rand(3, generator=old_loader.collate_fn.generator),
+                               torch.rand(3, generator=new_loader.augment.generator))
+    # an evaluation loader without a generator draws its base seed from the global generator
+    torch.manual_seed(1)
+    old = [b[0] for b in _per_image_loader(ds, bs, False, None)]
+    after = torch.rand(2)
+    torch.manual_seed(1)
+    assert all(torch.equal(a, b[0]) for a, b in zip(old, task.dataloader(ds, bs, False, None)))
+    assert torch.equal(torch.rand(2), after)
