@@ -7,7 +7,8 @@ Measured in one process, one thread, so the ratios hold even on a loaded machine
   forward + backward, the faster of NCHW and channels_last order (FLOPs from ``torch.utils.flop_counter``);
 * the harness: each task's arms (baseline and ``gd`` dendrites) trained by the real runner
   (:class:`dendrobench.running.runner.Suite`) for 3 short epochs of its converged budget (``budget=converged``;
-  cifar10, which has none, at quick; credit-default also at standard, its budget before), dendrites switching every epoch so the run
+  cifar10, which has none, at quick; credit-default also at standard, its budget before; wikitext2
+  also at quick, most of the quick suite's clock), dendrites switching every epoch so the run
   holds 0, 1 and 2 dendrites in turn as the real run does; the step figure is the record's own
   ``cost.step_s`` (optimizer steps with their data, validation excluded);
 * the minimal loop: the same model (same seed, same dendrites per phase), the same batches taken
@@ -15,7 +16,8 @@ Measured in one process, one thread, so the ratios hold even on a loaded machine
   step`` loop with the same optimizer: what the step costs without the harness.
 
 Training FLOPs per step are ``3 x forward FLOPs per sample x batch`` (backward ~ 2x forward), the
-figure the records and issue 20 use. Data: each task's offline data (B3DB, German credit, MNI152),
+figure the records and issue 20 use. Data: each task's offline data (B3DB, German credit, MNI152, Python's
+pydoc topics for wikitext2: words at converged, bytes at quick),
 except cifar10, whose offline stand-in is 8x8 digits: its images are random 32x32 uint8 tensors in
 the CIFAR-10 format (same tensors, augmentation and model as the real data, no files needed).
 """
@@ -52,11 +54,15 @@ CASES = {
     "bbbp": Case("bbbp", "converged", 20),
     "brain-tumour": Case("brain-tumour", "converged", 10),
     "credit-default": Case("credit-default", "converged", 40),
+    "wikitext2": Case("wikitext2", "converged", 20),
+    # the byte-level transformer of the quick suite: most of the 10-seed quick suite's clock
+    "wikitext2-quick": Case("wikitext2", "quick", 10),
     # the budget credit's published rows used before: the converged budget's examples/s against it
     # is issue 20's "5x today's" target for the tiny-MLP task (larger batches, printed below)
     "credit-default-standard": Case("credit-default", "standard", 300),
 }
-LIMIT_OF = {"cifar10": "conv", "brain-tumour": "conv", "bbbp": "matmul", "credit-default": "matmul"}
+LIMIT_OF = {"cifar10": "conv", "brain-tumour": "conv", "bbbp": "matmul", "credit-default": "matmul",
+            "wikitext2": "matmul"}
 
 
 def limit_gflops() -> dict[str, float]:
