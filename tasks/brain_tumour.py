@@ -17,8 +17,9 @@ Data
     on both sides; no voxel is in two splits. x is cropped to [9, 89) and z to [0, 80).
     Validation and test are fixed: each slab is cut into 2 x 2 tiles of 40 x 16 x 40 voxels
     (4 samples per split). Training draws random patches (default 32 x 24 x 32) from the two
-    training slabs with MONAI transforms: random crop, left-right flip, a small random affine
-    (rotation up to ~6 degrees, scale +-10 %) and random intensity scale / shift. Intensities are
+    training slabs, cut and augmented a whole batch at a time (:mod:`~dendrobench.tasks.brain_patches`,
+    version 3): random crop, left-right flip, a small random affine (rotation up to ~6 degrees,
+    scale +-10 %, MONAI's matrices) and random intensity scale / shift. Intensities are
     standardised with the mean / std of the training slabs' non-zero voxels. Splits do not depend on
     the seed (as in every built-in task); the seed changes patch sampling and initial weights.
     One "epoch" is ``steps_per_epoch`` patch batches (a validation interval).
@@ -36,7 +37,7 @@ Data
     volumes. Missing data raises :class:`DataUnavailableError` naming the tar URL and the folder; the
     loader never downloads (the archive is 7 GB), so it never hangs.
 
-Every random transform is seeded from the runner's loader generator, so all arms of one seed see the
+Every random draw is seeded from the runner's loader generator, so all arms of one seed see the
 same patches.
 """
 
@@ -58,6 +59,7 @@ from dendrobench.baselines.unet3d import (
     UNet3DConfig,
     build_unet3d,
 )
+from dendrobench.tasks.brain_patches import PatchBatches, SlabPatches
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -194,41 +196,6 @@ class InPlaceReseeder:
                 obj.R.seed(child)
 
 
-class TransformDataset(SeededItems, Dataset):
-    """``length`` items drawn from dict ``records`` (cycled) through a MONAI transform, as tuples.
-
-    For the offline data the records are the two training slabs and every item is a random patch
-    (see :class:`SeededItems`).
-    """
-
-    def __init__(self, records: Sequence[dict[str, Any]], transform: Any, length: int | None = None, seed: int = 0):
-        self.records = list(records)
-        self.transform = transform
-        self.length = int(length) if length is not None else len(self.records)
-        self.seed, self.epoch = int(seed), 0
-
-    def __len__(self) -> int:
-        return self.length
-
-    # MONAI's MetaTensor bookkeeping (affine and transform history per array, per transform) is a
-    # quarter of the offline training batch's cost, and these patches never read it: with tracking
-    # off the same items come out, bit for bit (tests/test_task_brain.py), 33 -> 24 ms per batch
-    # of 4 (issue 20). Not for DictToTuple: Spacingd and Orientationd need the metadata.
-    track_meta: bool = False
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from monai.data import get_track_meta, set_track_meta
-
-        self.reseed(i)
-        before = get_track_meta()
-        set_track_meta(self.track_meta)
-        try:
-            item = self.transform(dict(self.records[i % len(self.records)]))
-        finally:
-            set_track_meta(before)
-        return as_plain(item["image"]), as_plain(item["label"])
-
-
 class DictToTuple(SeededItems, Dataset):
     """A MONAI dataset of dicts (e.g. ``DecathlonDataset``) seen as ``(image, label)`` plain tensors,
     its random transforms seeded per item (see :class:`SeededItems`)."""
@@ -305,30 +272,6 @@ def mni152_arrays() -> tuple[np.ndarray, np.ndarray]:
     return t1, label
 
 
-def offline_train_transform(patch: Sequence[int]) -> Any:
-    """Random patch + augmentation for the offline training slabs (MONAI dictionary transforms)."""
-    from monai.transforms import (
-        Compose,
-        RandAffined,
-        RandFlipd,
-        RandScaleIntensityd,
-        RandShiftIntensityd,
-        RandSpatialCropd,
-        SpatialPadd,
-    )
-
-    keys = ["image", "label"]
-    return Compose([
-        SpatialPadd(keys, spatial_size=patch, mode="constant"),
-        RandSpatialCropd(keys, roi_size=patch, random_size=False),
-        RandFlipd(keys, prob=0.5, spatial_axis=0),  # left-right: anatomically plausible
-        RandAffined(keys, prob=0.5, rotate_range=(0.1, 0.1, 0.1), scale_range=(0.1, 0.1, 0.1),
-                    mode=("bilinear", "nearest"), padding_mode="zeros"),
-        RandScaleIntensityd("image", factors=0.1, prob=1.0),
-        RandShiftIntensityd("image", offsets=0.1, prob=1.0),
-    ])
-
-
 def load_mni152_data(patch: Sequence[int] = (32, 24, 32), train_items: int = 64, seed: int = 0) -> TaskData:
     """Offline background / grey / white-matter segmentation on the MNI152 template (see the
     module docstring for the slab split). ``train_items`` is the length of one pass over the
@@ -343,8 +286,9 @@ def load_mni152_data(patch: Sequence[int] = (32, 24, 32), train_items: int = 64,
     def norm(img: np.ndarray) -> np.ndarray:
         return ((img - mean) / std).astype(np.float32)
 
-    records = [{"image": norm(img)[None], "label": lab[None].astype(np.float32)} for img, lab in train_slabs]
-    train = TransformDataset(records, offline_train_transform(patch), length=train_items, seed=seed)
+    records = [(torch.from_numpy(norm(img)[None]), torch.from_numpy(lab[None].astype(np.float32)))
+               for img, lab in train_slabs]
+    train = SlabPatches(records, patch, length=train_items, seed=seed)
 
     def tiles(y: tuple[int, int]) -> VolumeTensors:
         img = norm(t1[x0:x1, y[0]:y[1], z0:z1])
@@ -507,7 +451,9 @@ class BrainTumourTask(Task):
     metric = "mean_dice"
     # 2: the UNet's weights and inputs in channels_last_3d memory order (about 1.7x faster training
     # steps on CPU; the sums round differently, so results are not bit for bit version 1's)
-    version = "2"
+    # 3: offline training patches cut and augmented a whole batch at a time (brain_patches: the same
+    # augmentation and distributions as MONAI's per-item transforms, other random streams)
+    version = "3"
     datasets = {
         "offline": "nilearn's bundled MNI152 T1 template with grey/white-matter maps: background/GM/WM "
                    "segmentation on disjoint slabs (records say dataset=mni152-gm-wm)",
@@ -561,9 +507,12 @@ class BrainTumourTask(Task):
         raise UserError(f"unknown data source {source!r}; valid data sources: offline, online")
 
     def dataloader(self, dataset: Dataset, batch_size: int, shuffle: bool, generator: torch.Generator | None):
-        """A plain loader (one process). A shuffled loader over randomly augmented data seeds the
-        per-item transform randomness from its generator, so every arm of a seed draws the same
-        patches, and draws fresh ones on every pass."""
+        """Offline training patches: :class:`~dendrobench.tasks.brain_patches.PatchBatches`, whole
+        batches at a time. Otherwise a plain loader (one process); a shuffled loader over randomly
+        augmented data seeds the per-item transform randomness from its generator. Either way every
+        arm of a seed draws the same patches, and fresh ones on every pass."""
+        if isinstance(_root_dataset(dataset), SlabPatches):
+            return PatchBatches(dataset, batch_size, shuffle, generator)
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
         items = _root_dataset(dataset)
         if not (shuffle and isinstance(items, SeededItems)):

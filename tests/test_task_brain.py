@@ -86,24 +86,81 @@ def test_training_loader_same_per_seed_fresh_per_pass(mni):
     assert not torch.equal(a[0], c[0])
 
 
-def test_offline_patches_without_monai_metadata_are_the_same_bits(mni, monkeypatch):
-    """The training items are built with MONAI's metadata tracking off (issue 20: a quarter of the
-    batch's cost); the patches must be exactly those built with it on, and tracking is left as it
-    was found."""
-    from monai.data import get_track_meta
-
+def test_batched_patches_are_the_items_one_at_a_time(mni):
+    """The training loader builds whole batches (task version 3); each row is bit for bit the item
+    indexing gives, the loader follows a Subset's rows, and its seed comes from the generator."""
     task, data = mni
+    train = data.train
+    train.seed, train.epoch = 11, 2
+    xb, yb = train.batch(list(range(8)))
+    for i in range(8):
+        x, y = train[i]
+        assert torch.equal(x, xb[i]) and torch.equal(y, yb[i])
+    draws = [train.draw(i) for i in range(8)]
+    assert any(d.rotate is not None for d in draws) and any(d.rotate is None for d in draws)
+    sub = torch.utils.data.Subset(torch.utils.data.Subset(train, [7, 6, 5, 4, 3]), [4, 0, 2])  # rows 3, 7, 5
+    loader = task.dataloader(sub, 3, False, torch.Generator().manual_seed(5))
+    (x, y), = list(loader)
+    assert train.seed == torch.Generator().manual_seed(5).initial_seed() % 2**32 and train.epoch == 1
+    for k, row in enumerate((3, 7, 5)):
+        assert torch.equal(x[k], train[row][0]) and torch.equal(y[k], train[row][1])
 
-    def passes(track: bool) -> list[list[torch.Tensor]]:
-        monkeypatch.setattr(mod.TransformDataset, "track_meta", track)
-        loader = task.dataloader(data.train, 3, True, torch.Generator().manual_seed(4))
-        return [[t for batch in loader for t in batch] for _ in range(2)]
 
-    with_meta, without = passes(True), passes(False)
-    assert get_track_meta() is True
-    for p, q in zip(with_meta, without):
-        assert len(p) == len(q) > 0
-        assert all(type(a) is type(b) is torch.Tensor and a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(p, q))
+def test_patch_affine_is_monais_affine():
+    """The batched affine is MONAI's ``Affine`` with the same rotation and scale: the image to float
+    rounding, the nearest-neighbour labels on all but ties."""
+    from dendrobench.tasks.brain_patches import affine_theta
+    from monai.transforms import Affine
+
+    g = torch.Generator().manual_seed(0)
+    size = (20, 12, 16)  # anisotropic, as the task's 32 x 24 x 32
+    smooth = torch.nn.functional.avg_pool3d(torch.randn(1, 1, 28, 20, 24, generator=g), 5, 1, 2)
+    img = smooth[0, :, 4:24, 4:16, 4:20].contiguous()
+    lab = (img > 0).float() + (img > 0.1).float()
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        rot, sc = rng.uniform(-0.1, 0.1, 3).tolist(), (1 + rng.uniform(-0.1, 0.1, 3)).tolist()
+        grid = torch.nn.functional.affine_grid(affine_theta(rot, sc, size)[None], [1, 1, *size], align_corners=False)
+        ours = torch.nn.functional.grid_sample(img[None], grid, mode="bilinear", padding_mode="zeros",
+                                               align_corners=False)[0]
+        ours_lab = torch.nn.functional.grid_sample(lab[None], grid, mode="nearest", padding_mode="zeros",
+                                                   align_corners=False)[0]
+        ref = torch.as_tensor(Affine(rotate_params=rot, scale_params=sc, mode="bilinear", padding_mode="zeros",
+                                     image_only=True)(img))
+        ref_lab = torch.as_tensor(Affine(rotate_params=rot, scale_params=sc, mode="nearest", padding_mode="zeros",
+                                         image_only=True)(lab))
+        assert (ours - ref).abs().max() < 1e-5 * img.abs().max() + 1e-6
+        assert (ours_lab == ref_lab).float().mean() > 0.995
+        assert not torch.allclose(ours, img, atol=1e-3)  # the check is not of an identity
+
+
+def test_patch_draws_have_version_2s_distributions(mni):
+    """Crops anywhere in the slab, flip and affine each with probability 1/2, rotations within
+    +-0.1 rad, scales and intensity factors within 1 +- 0.1, offsets within +-0.1; and an item
+    without an affine is its crop, mirrored when flipped, scaled and shifted."""
+    _, data = mni
+    train = data.train
+    train.seed, train.epoch = 3, 1
+    draws = [train.draw(i) for i in range(4000)]
+    n = len(draws)
+    for rate in (sum(d.flip for d in draws) / n, sum(d.rotate is not None for d in draws) / n):
+        assert abs(rate - 0.5) < 0.04  # 5 standard errors
+    moved = [d for d in draws if d.rotate is not None]
+    assert all(abs(a) <= 0.1 for d in moved for a in d.rotate) and all(abs(s - 1) <= 0.1 for d in moved for s in d.scale)
+    assert all(abs(d.factor) <= 0.1 and abs(d.offset) <= 0.1 for d in draws)
+    assert max(abs(d.factor) for d in draws) > 0.09
+    for record in (0, 1):
+        shape = train.records[record][0].shape[1:]
+        ends = [(n_ - p) for n_, p in zip(shape, train.patch)]
+        origins = [d.origin for d in draws if d.record == record]
+        for axis, end in enumerate(ends):
+            assert {o[axis] for o in origins} == set(range(end + 1))
+    i = next(k for k, d in enumerate(draws) if d.rotate is None and d.flip)
+    d = draws[i]
+    img, _ = train.records[d.record]
+    (ox, oy, oz), (px, py, pz) = d.origin, train.patch
+    crop = img[:, ox:ox + px, oy:oy + py, oz:oz + pz].flip(1)
+    assert torch.allclose(train[i][0], crop * (1 + d.factor) + d.offset, atol=1e-6)
 
 
 def _generator_states(compose) -> list[tuple]:
@@ -112,14 +169,12 @@ def _generator_states(compose) -> list[tuple]:
     return [(type(o).__name__, o.R.get_state()[1].tobytes(), o.R.get_state()[2]) for o in objs]
 
 
-@pytest.mark.parametrize("pipeline", ["offline", "decathlon-train", "decathlon-eval"])
+@pytest.mark.parametrize("pipeline", ["decathlon-train", "decathlon-eval"])
 def test_in_place_reseeding_is_monais_set_random_state(pipeline):
     """Re-seeding in place (issue 20: a third of a training item's cost) leaves every random
     transform's generator exactly where MONAI's ``set_random_state`` puts it, for each pipeline the
     task uses, on seeds the probes did not try."""
     def build():
-        if pipeline == "offline":
-            return mod.offline_train_transform((16, 12, 16))
         return mod.decathlon_transforms(pipeline == "decathlon-train", (1.0, 1.0, 1.0), (16, 16, 16))
 
     ours, monai = build(), build()
@@ -132,10 +187,13 @@ def test_in_place_reseeding_is_monais_set_random_state(pipeline):
         assert _generator_states(ours) == _generator_states(monai)
 
 
-def test_in_place_reseeding_gives_monais_patches(mni):
-    """The training items themselves: the same bits as with MONAI's own re-seeding, over two passes."""
-    _, data = mni
-    train = data.train
+def test_in_place_reseeding_gives_monais_patches(tmp_path):
+    """The training items themselves (the Decathlon pipeline on the NIfTI fixture): the same bits as
+    with MONAI's own re-seeding, over two passes."""
+    write_decathlon(tmp_path)
+    task = BrainTumourTask(budget="smoke")
+    task.setup.update(pixdim=(1.0, 1.0, 1.0), roi=(8, 8, 8))
+    train = task.load_data("online", 0, root=tmp_path).train
 
     def items(exact: bool) -> list[torch.Tensor]:
         train._reseeder = mod.InPlaceReseeder(train.transform)
@@ -149,6 +207,7 @@ def test_in_place_reseeding_gives_monais_patches(mni):
     fast, slow = items(True), items(False)
     assert len(fast) == len(slow) > 0
     assert all(torch.equal(a, b) for a, b in zip(fast, slow))
+    assert not torch.equal(fast[0], fast[2])  # the two passes drew different crops and flips
 
 
 def test_in_place_reseeding_falls_back_where_its_rule_fails():

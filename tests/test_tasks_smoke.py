@@ -32,8 +32,12 @@ def test_builtin_task_smoke_all_arms(name, tmp_path):
         assert metric in r["val"] and metric in r["test"] and r["error"] is not None and r["error"] >= 0
         assert r["params"]["inference"] > 0 and r["cost"]["flops_per_sample"]
     dend, wide = records[1], records[2]
-    assert dend["dendrites"]["cycles"] == 1 and dend["params"]["inference"] > records[0]["params"]["inference"]
-    assert abs(wide["params"]["inference"] - dend["params"]["inference"]) <= 0.05 * dend["params"]["inference"]
+    # the final model holds the dendrite (the selected checkpoint may predate its cycle), and the
+    # wide arm matches the final model's size
+    final = dend["params"]["final_inference"]
+    assert dend["dendrites"]["cycles"] == 1 and final > records[0]["params"]["inference"]
+    assert dend["params"]["inference"] in (records[0]["params"]["inference"], final)
+    assert abs(wide["params"]["inference"] - final) <= 0.05 * final
     assert dend["extra"]["export"]["torchscript"].startswith("ok"), dend["extra"]["export"]
 
 
