@@ -158,23 +158,27 @@ def root_and_rows(ds: Dataset) -> tuple[Dataset, torch.Tensor | None]:
 class PatchBatches:
     """The training loader over :class:`SlabPatches` (or a ``Subset`` of it): a seeded
     permutation per pass (:class:`~dendrobench.api.PermutedBatches`), each batch built by
-    :meth:`SlabPatches.batch`. The items' seed comes from the loader's generator, so every arm of
-    a run's seed draws the same patches, and each pass draws fresh ones."""
+    :meth:`SlabPatches.batch`. A shuffled loader sets the items' seed from its generator, so every
+    arm of a run's seed draws the same patches, and each pass draws fresh ones. An unshuffled one
+    leaves the dataset's seed and pass alone (the items indexing gives), so looking at the training
+    patches never moves the ones a training loader draws next."""
 
     def __init__(self, dataset: Dataset, batch_size: int, shuffle: bool, generator: torch.Generator | None):
         root, self.rows = root_and_rows(dataset)
         if not isinstance(root, SlabPatches):
             raise TypeError(f"PatchBatches serves SlabPatches, got {type(root).__name__}")
-        self.items = root
+        self.items, self.shuffle = root, shuffle
         self.sampler = PermutedBatches(len(dataset), batch_size, shuffle, generator)  # type: ignore[arg-type]
-        root.seed = generator.initial_seed() % 2**32 if generator is not None else int(torch.randint(0, 2**31, (1,)))
-        root.epoch = 0
+        if shuffle:
+            root.seed = generator.initial_seed() % 2**32 if generator is not None else int(torch.randint(0, 2**31, (1,)))
+            root.epoch = 0
 
     def __len__(self) -> int:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[list[torch.Tensor]]:
-        self.items.epoch += 1
+        if self.shuffle:
+            self.items.epoch += 1
         for index in self.sampler:
             rows = index if self.rows is None else self.rows.index_select(0, index)
             x, y = self.items.batch(rows.tolist())

@@ -143,8 +143,9 @@ class InPlaceReseeder:
     """``compose.set_random_state(seed=s)``, re-seeding the transforms' random states in place.
 
     Why: MONAI's ``set_random_state`` builds a new ``np.random.RandomState`` for every random
-    transform and every transform it wraps (11 for the offline patches), about 0.1 ms each, so
-    seeding each training item cost a third of building it (issue 20). ``RandomState.seed(s)``
+    transform and every transform it wraps (11 for the offline patches before task version 3;
+    it now serves the Decathlon pipelines), about 0.1 ms each, so seeding each training item cost
+    a third of building it (issue 20). ``RandomState.seed(s)``
     puts an existing generator in exactly the state ``RandomState(s)`` starts in, at about 2 us.
     The seeds are MONAI's: the Compose's own generator draws one per random child, and a child
     passes its seed to everything it wraps. The reseeder checks that on two probe seeds against

@@ -99,11 +99,14 @@ def test_batched_patches_are_the_items_one_at_a_time(mni):
     draws = [train.draw(i) for i in range(8)]
     assert any(d.rotate is not None for d in draws) and any(d.rotate is None for d in draws)
     sub = torch.utils.data.Subset(torch.utils.data.Subset(train, [7, 6, 5, 4, 3]), [4, 0, 2])  # rows 3, 7, 5
-    loader = task.dataloader(sub, 3, False, torch.Generator().manual_seed(5))
-    (x, y), = list(loader)
-    assert train.seed == torch.Generator().manual_seed(5).initial_seed() % 2**32 and train.epoch == 1
+    (x, y), = list(task.dataloader(sub, 3, False, None))
+    assert (train.seed, train.epoch) == (11, 2)  # an unshuffled look leaves the training draws alone
     for k, row in enumerate((3, 7, 5)):
         assert torch.equal(x[k], train[row][0]) and torch.equal(y[k], train[row][1])
+    shuffled = task.dataloader(sub, 3, True, torch.Generator().manual_seed(5))
+    (x, _), = list(shuffled)
+    assert (train.seed, train.epoch) == (5, 1)  # seeded by the generator, one pass drawn
+    assert sorted(x.sum(dim=(1, 2, 3, 4)).tolist()) == sorted(train[r][0].sum().item() for r in (3, 7, 5))
 
 
 def test_patch_affine_is_monais_affine():
