@@ -6,7 +6,7 @@ free to change between releases; what is listed here changes only with a note in
 """
 
 from dendrobench.contract import downloads
-from dendrobench.contract.batching import PermutedBatches, TensorBatches
+from dendrobench.contract.batching import PermutedBatches, TensorBatches, subset_rows
 from dendrobench.contract.metrics import Evaluator, MetricInfo, get_evaluator
 from dendrobench.contract.names import ARMS, BUDGET_NAMES, DATA_SOURCES
 from dendrobench.contract.splits import check_fractions, stratified_split
@@ -16,5 +16,5 @@ from dendrobench.errors import ConfigError, DataUnavailableError, UserError, unk
 __all__ = [
     "ARMS", "BUDGET_NAMES", "DATA_SOURCES", "Budget", "ConfigError", "DataUnavailableError", "Evaluator",
     "MetricInfo", "PermutedBatches", "Task", "TaskData", "TensorBatches", "UserError", "cache_dir", "check_fractions", "downloads", "get_evaluator",
-    "move_to", "stratified_split", "unknown_choice",
+    "move_to", "stratified_split", "subset_rows", "unknown_choice",
 ]

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
-from dendrobench.api import PermutedBatches
+from dendrobench.api import PermutedBatches, subset_rows
 
 FLIP_P = 0.5
 AFFINE_P = 0.5
@@ -77,8 +77,8 @@ class SlabPatches(Dataset):
 
     Item ``i`` of pass ``epoch`` is a function of ``(seed, epoch, i)`` only.
     :class:`PatchBatches` (the task's training loader) sets ``seed`` from its generator and bumps
-    ``epoch`` on every pass; ``batch`` builds several items at once, the same values as one at a
-    time up to float rounding of the batched interpolation.
+    ``epoch`` on every pass; ``batch`` builds several items at once, the same values bit for bit
+    as one at a time (``tests/test_task_brain.py``).
     """
 
     def __init__(self, records: Sequence[tuple[torch.Tensor, torch.Tensor]], patch: Sequence[int],
@@ -132,7 +132,7 @@ class SlabPatches(Dataset):
             theta = torch.stack([affine_theta(draws[k].rotate, draws[k].scale, self.patch) for k in moved])  # type: ignore[arg-type]
             index = torch.tensor(moved)
             grid = F.affine_grid(theta, [len(moved), 1, *self.patch], align_corners=False)
-            x, y = x.clone(), y.clone()
+            # x and y are fresh tensors (stack / where), never views of the records: safe to write into
             x[index] = F.grid_sample(x[index], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             y[index] = F.grid_sample(y[index], grid, mode="nearest", padding_mode="zeros", align_corners=False)
         factor = torch.tensor([1.0 + d.factor for d in draws], dtype=x.dtype).view(-1, 1, 1, 1, 1)
@@ -144,17 +144,6 @@ class SlabPatches(Dataset):
         return x[0], y[0]
 
 
-def root_and_rows(ds: Dataset) -> tuple[Dataset, torch.Tensor | None]:
-    """The dataset under any ``Subset`` layers, and the rows of it that ``ds`` holds in ``ds``'s
-    order (None: all of them)."""
-    rows: torch.Tensor | None = None
-    while isinstance(ds, Subset):
-        index = torch.as_tensor(list(ds.indices), dtype=torch.long)
-        rows = index if rows is None else index.index_select(0, rows)
-        ds = ds.dataset
-    return ds, rows
-
-
 class PatchBatches:
     """The training loader over :class:`SlabPatches` (or a ``Subset`` of it): a seeded
     permutation per pass (:class:`~dendrobench.api.PermutedBatches`), each batch built by
@@ -164,7 +153,7 @@ class PatchBatches:
     patches never moves the ones a training loader draws next."""
 
     def __init__(self, dataset: Dataset, batch_size: int, shuffle: bool, generator: torch.Generator | None):
-        root, self.rows = root_and_rows(dataset)
+        root, self.rows = subset_rows(dataset)
         if not isinstance(root, SlabPatches):
             raise TypeError(f"PatchBatches serves SlabPatches, got {type(root).__name__}")
         self.items, self.shuffle = root, shuffle

@@ -512,10 +512,10 @@ class BrainTumourTask(Task):
         batches at a time. Otherwise a plain loader (one process); a shuffled loader over randomly
         augmented data seeds the per-item transform randomness from its generator. Either way every
         arm of a seed draws the same patches, and fresh ones on every pass."""
-        if isinstance(_root_dataset(dataset), SlabPatches):
+        items = _root_dataset(dataset)
+        if isinstance(items, SlabPatches):
             return PatchBatches(dataset, batch_size, shuffle, generator)
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
-        items = _root_dataset(dataset)
         if not (shuffle and isinstance(items, SeededItems)):
             return loader
         items.seed = generator.initial_seed() % 2**32 if generator is not None else int(torch.randint(0, 2**31, (1,)))

@@ -58,7 +58,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.dataloader import default_collate
 
-from dendrobench.api import Budget, PermutedBatches, Task, TaskData, cache_dir, downloads
+from dendrobench.api import Budget, PermutedBatches, Task, TaskData, cache_dir, downloads, subset_rows
 from dendrobench.errors import ConfigError, DataUnavailableError, UserError
 
 DOWNLOAD_TIMEOUT_S = 30.0
@@ -115,16 +115,6 @@ def _root_dataset(ds: Dataset) -> Dataset:
     return ds
 
 
-def _root_rows(ds: Dataset) -> torch.Tensor | None:
-    """The rows of the root dataset that ``ds`` holds, in ``ds``'s order (None: all of them)."""
-    rows: torch.Tensor | None = None
-    while isinstance(ds, Subset):
-        index = torch.as_tensor(list(ds.indices), dtype=torch.long)
-        rows = index if rows is None else index.index_select(0, rows)
-        ds = ds.dataset
-    return rows
-
-
 class ImageBatches:
     """The batches ``DataLoader(dataset, batch_size, shuffle, generator, collate_fn=collate)`` yields
     for :class:`ImageTensors` (or a ``Subset`` of it), gathered and standardised a whole batch at a
@@ -145,7 +135,7 @@ class ImageBatches:
         self.base = _root_dataset(dataset)
         if not isinstance(self.base, ImageTensors):
             raise TypeError(f"ImageBatches serves ImageTensors, got {type(self.base).__name__}")
-        self.rows, self.generator, self.augment = _root_rows(dataset), generator, augment
+        self.rows, self.generator, self.augment = subset_rows(dataset)[1], generator, augment
         self.sampler = PermutedBatches(len(dataset), batch_size, shuffle, generator)  # type: ignore[arg-type]
 
     def __len__(self) -> int:

@@ -17,7 +17,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import Sampler, TensorDataset
+from torch.utils.data import Dataset, Sampler, Subset, TensorDataset
+
+
+def subset_rows(ds: Dataset) -> tuple[Dataset, torch.Tensor | None]:
+    """The dataset under any ``Subset`` layers of ``ds``, and the rows of it that ``ds`` holds, in
+    ``ds``'s order (None: all of them): what a whole-batch loader gathers from, so it can serve a
+    ``Subset`` (e.g. ``max_train_examples``) as the DataLoader would."""
+    rows: torch.Tensor | None = None
+    while isinstance(ds, Subset):
+        index = torch.as_tensor(list(ds.indices), dtype=torch.long)
+        rows = index if rows is None else index.index_select(0, rows)
+        ds = ds.dataset
+    return ds, rows
 
 
 class PermutedBatches(Sampler[torch.Tensor]):
